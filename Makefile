@@ -1,0 +1,64 @@
+# Strom — every build, test and run task goes through this file. `make help` lists the targets.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+# Benchmarks and the fuzz build use their own settings; tests use the default (debug) profile.
+FUZZ_TARGET_DIR ?= $(HOME)/.cache/strom/fuzz-target
+FUZZ_SECONDS ?= 60
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## Build every crate (debug)
+	$(CARGO) build --workspace --all-targets
+
+.PHONY: release
+release: ## Build the release binaries
+	$(CARGO) build --workspace --release
+
+.PHONY: test
+test: ## Run the whole test suite
+	$(CARGO) test --workspace
+
+.PHONY: fmt
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+.PHONY: fmt-check
+fmt-check: ## Check formatting
+	$(CARGO) fmt --all -- --check
+
+.PHONY: lint
+lint: ## Clippy with warnings as errors
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+
+.PHONY: bench-storage
+bench-storage: ## Storage benchmarks: append and sequential read of one partition
+	$(CARGO) bench -p strom-storage --bench partition_log
+
+.PHONY: bench-record
+bench-record: ## Batch validation benchmark
+	$(CARGO) bench -p strom-record --bench validate
+
+.PHONY: disk-baseline
+disk-baseline: ## Measure this disk's buffered sequential write bandwidth with fio (compare with bench-storage)
+	@scripts/disk-baseline.sh
+
+.PHONY: fuzz-build
+fuzz-build: ## Build the fuzz targets (cargo-fuzz)
+	@scripts/fuzz.sh build
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZ_SECONDS (default 60)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh run
+
+.PHONY: ci
+ci: fmt-check lint test fuzz-build ## Everything CI runs, in order
+
+.PHONY: clean
+clean: ## Remove build output of this workspace's crates only (keeps the RocksDB build)
+	$(CARGO) clean -p strom-types -p strom-proto -p strom-record -p strom-storage

@@ -1,0 +1,121 @@
+//! Append and sequential-read throughput of one partition log.
+//!
+//! Batches are 16 KiB, of 1 KiB or 100 B records, written through the leader append path (header
+//! and CRC validation, offset assignment) into a RocksDB-backed log. Each append sample writes
+//! 256 MiB into a fresh log, buffered or with an fsync every 1 MiB; compare the buffered figure
+//! with `make disk-baseline`, which runs fio in the same shape. The read benchmark reads a
+//! 256 MiB log from the page cache, 1 MiB per read, CRC-checking every batch.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use strom_record::{BatchBuilder, Compression};
+use strom_storage::{LogConfig, PartitionLog, ReadBound, RocksStateStore, StateStore, SystemClock};
+use strom_types::{LeaderEpoch, Offset, PartitionId, TopicName, TopicPartition};
+
+const BATCH_BYTES: usize = 16 * 1024;
+const TOTAL_BYTES: usize = 256 * 1024 * 1024;
+const FSYNC_EVERY: usize = 1024 * 1024;
+
+/// A batch of records of `record_size` bytes, filled up to about 16 KiB.
+fn batch(record_size: usize) -> Bytes {
+    let mut builder = BatchBuilder::new(Compression::None);
+    let value = vec![0x5a; record_size];
+    while builder.estimated_size_with(0, None, Some(&value), &[]) <= BATCH_BYTES {
+        builder
+            .append(1_700_000_000_000, None, Some(&value), &[])
+            .unwrap();
+    }
+    builder.build().unwrap()
+}
+
+fn open_log(dir: &std::path::Path) -> PartitionLog {
+    let store: Arc<dyn StateStore> = Arc::new(RocksStateStore::open(dir.join("state")).unwrap());
+    let tp = TopicPartition::new(TopicName::new("bench").unwrap(), PartitionId::new(0));
+    PartitionLog::open(
+        &dir.join("logs"),
+        tp,
+        LogConfig::default(),
+        store,
+        Arc::new(SystemClock),
+    )
+    .unwrap()
+}
+
+/// Appends TOTAL_BYTES of `batch` into a fresh log, timing only the appends (and fsyncs).
+fn append_run(batch: &Bytes, fsync: bool) -> Duration {
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let log = open_log(dir.path());
+    let count = TOTAL_BYTES / batch.len();
+    let per_sync = (FSYNC_EVERY / batch.len()).max(1);
+    let start = Instant::now();
+    for i in 0..count {
+        log.append_as_leader(batch, LeaderEpoch::new(1)).unwrap();
+        if fsync && (i + 1) % per_sync == 0 {
+            log.flush().unwrap();
+        }
+    }
+    let elapsed = start.elapsed();
+    drop(log);
+    elapsed
+}
+
+fn bench_append(c: &mut Criterion) {
+    let mut group = c.benchmark_group("append");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
+    for record_size in [1024usize, 100] {
+        let batch = batch(record_size);
+        let bytes = (TOTAL_BYTES / batch.len() * batch.len()) as u64;
+        group.throughput(Throughput::Bytes(bytes));
+        for (mode, fsync) in [("buffered", false), ("fsync_1MiB", true)] {
+            let id = BenchmarkId::new(mode, format!("{record_size}B_records"));
+            group.bench_function(id, |b| {
+                b.iter_custom(|iters| (0..iters).map(|_| append_run(&batch, fsync)).sum());
+            });
+        }
+    }
+    group.finish();
+}
+
+fn bench_read(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sequential_read");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    for record_size in [1024usize, 100] {
+        let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+        let log = open_log(dir.path());
+        let batch = batch(record_size);
+        let count = TOTAL_BYTES / batch.len();
+        for _ in 0..count {
+            log.append_as_leader(&batch, LeaderEpoch::new(1)).unwrap();
+        }
+        let end = log.log_end_offset().unwrap();
+        let total = log.size_bytes().unwrap();
+        group.throughput(Throughput::Bytes(total));
+        group.bench_function(
+            BenchmarkId::new("page_cache", format!("{record_size}B_records")),
+            |b| {
+                b.iter(|| {
+                    let mut next = Offset::ZERO;
+                    let mut read = 0usize;
+                    while next < end {
+                        let result = log.read(next, 1 << 20, ReadBound::LogEnd).unwrap();
+                        read += result.records.len();
+                        next = result.next_offset;
+                    }
+                    assert_eq!(read as u64, total);
+                });
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_append, bench_read);
+criterion_main!(benches);

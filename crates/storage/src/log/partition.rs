@@ -1,0 +1,403 @@
+//! [`PartitionLog`]: construction, offsets, flushing, closing and deletion.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use strom_types::{LeaderEpoch, Offset, TopicPartition};
+use tracing::{debug, info};
+
+use crate::checkpoint::Checkpoint;
+use crate::clock::Clock;
+use crate::config::LogConfig;
+use crate::epoch::{EpochCache, EpochEndOffset, EpochEntry};
+use crate::index::PartitionIndex;
+use crate::producer_state::{self, ProducerEntry};
+use crate::segment::{ActiveSegment, SealedSegment};
+use crate::state::keys::{key_i64, partition_prefix, prefix_end, suffix_i64};
+use crate::state::{Area, StateStore, WriteBatch};
+use crate::{Error, Result};
+
+/// One partition's log on this broker. See the [module docs](crate::log).
+#[derive(Debug)]
+pub struct PartitionLog {
+    pub(super) tp: TopicPartition,
+    pub(super) dir: PathBuf,
+    pub(super) prefix: Vec<u8>,
+    pub(super) store: Arc<dyn StateStore>,
+    pub(super) index: PartitionIndex,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) inner: Mutex<Inner>,
+}
+
+/// The files a flush must fsync and the recovery point it establishes.
+pub(super) struct FlushPlan {
+    files: Vec<(Arc<std::fs::File>, Arc<PathBuf>)>,
+    pub(super) target: Offset,
+}
+
+impl FlushPlan {
+    /// Fsyncs the segment files, then the state store.
+    pub(super) fn execute(&self, store: &dyn StateStore) -> Result<()> {
+        for (file, path) in &self.files {
+            file.sync_data()
+                .map_err(Error::io("fsync segment", path.as_path()))?;
+        }
+        store.sync()
+    }
+}
+
+/// The mutable state behind the partition mutex.
+#[derive(Debug)]
+pub(super) struct Inner {
+    pub(super) config: LogConfig,
+    pub(super) sealed: BTreeMap<Offset, SealedSegment>,
+    pub(super) active: ActiveSegment,
+    pub(super) log_start: Offset,
+    pub(super) high_watermark: Offset,
+    pub(super) recovery_point: Offset,
+    pub(super) epochs: EpochCache,
+    /// Records appended since the last flush, for `flush-messages`.
+    pub(super) unflushed_records: u64,
+    pub(super) last_flush_ms: i64,
+    pub(super) deleted: bool,
+}
+
+impl Inner {
+    pub(super) fn log_end(&self) -> Offset {
+        self.active.next_offset()
+    }
+
+    pub(super) fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            high_watermark: self.high_watermark,
+            log_start: self.log_start,
+            recovery_point: self.recovery_point,
+        }
+    }
+
+    /// Total bytes in all segments.
+    pub(super) fn size_bytes(&self) -> u64 {
+        self.sealed.values().map(SealedSegment::size).sum::<u64>() + self.active.size()
+    }
+}
+
+impl PartitionLog {
+    /// Opens the log of `tp` under `logs_dir/<topic>-<partition>`, creating it if new and
+    /// recovering it if it was not closed cleanly (see `loader`).
+    pub fn open(
+        logs_dir: &Path,
+        tp: TopicPartition,
+        config: LogConfig,
+        store: Arc<dyn StateStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
+        config.validate()?;
+        let dir = logs_dir.join(tp.dir_name());
+        std::fs::create_dir_all(&dir).map_err(Error::io("create partition directory", &dir))?;
+        let prefix = partition_prefix(&tp);
+        let index = PartitionIndex::new(Arc::clone(&store), prefix.clone());
+        let inner =
+            super::loader::load(&dir, &tp, &prefix, &store, &index, config, clock.now_ms())?;
+        info!(
+            partition = %tp,
+            log_start = inner.log_start.get(),
+            log_end = inner.log_end().get(),
+            segments = inner.sealed.len() + 1,
+            "opened partition log"
+        );
+        Ok(Self {
+            tp,
+            dir,
+            prefix,
+            store,
+            index,
+            clock,
+            inner: Mutex::new(inner),
+        })
+    }
+
+    pub(super) fn lock(&self) -> Result<MutexGuard<'_, Inner>> {
+        // A panic while holding the lock is a bug; the state it guards stays structurally valid
+        // (every mutation below is applied after its I/O succeeded), so keep serving.
+        let guard = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if guard.deleted {
+            return Err(Error::Deleted {
+                partition: self.tp.dir_name(),
+            });
+        }
+        Ok(guard)
+    }
+
+    /// The partition this log stores.
+    pub fn topic_partition(&self) -> &TopicPartition {
+        &self.tp
+    }
+
+    /// The directory holding the segment files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The first offset still in the log.
+    pub fn log_start_offset(&self) -> Result<Offset> {
+        Ok(self.lock()?.log_start)
+    }
+
+    /// The offset the next appended record will get.
+    pub fn log_end_offset(&self) -> Result<Offset> {
+        Ok(self.lock()?.log_end())
+    }
+
+    /// The high watermark: consumers read below it.
+    pub fn high_watermark(&self) -> Result<Offset> {
+        Ok(self.lock()?.high_watermark)
+    }
+
+    /// The offset below which the log is known durable.
+    pub fn recovery_point(&self) -> Result<Offset> {
+        Ok(self.lock()?.recovery_point)
+    }
+
+    /// Total size of the segment files in bytes.
+    pub fn size_bytes(&self) -> Result<u64> {
+        Ok(self.lock()?.size_bytes())
+    }
+
+    /// Number of segments, the active one included.
+    pub fn segment_count(&self) -> Result<usize> {
+        Ok(self.lock()?.sealed.len() + 1)
+    }
+
+    /// Base offsets of all segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Result<Vec<Offset>> {
+        let inner = self.lock()?;
+        Ok(inner
+            .sealed
+            .keys()
+            .copied()
+            .chain(std::iter::once(inner.active.base_offset()))
+            .collect())
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Result<LogConfig> {
+        Ok(self.lock()?.config.clone())
+    }
+
+    /// Replaces the config (after validating it); it applies from the next append or retention run.
+    pub fn set_config(&self, config: LogConfig) -> Result<()> {
+        config.validate()?;
+        self.lock()?.config = config;
+        Ok(())
+    }
+
+    /// Moves the high watermark to `offset`, clamped to `[log_start, log_end]`; returns the new value.
+    ///
+    /// The value is checkpointed on the next flush or [`PartitionLog::checkpoint`]; after a crash
+    /// it may come back lower, never higher.
+    pub fn update_high_watermark(&self, offset: Offset) -> Result<Offset> {
+        let mut inner = self.lock()?;
+        let hw = offset.clamp(inner.log_start, inner.log_end());
+        inner.high_watermark = hw;
+        Ok(hw)
+    }
+
+    /// Moves the log start offset forward to `offset` (as Kafka's DeleteRecords does); it may not
+    /// pass the high watermark. Whole segments below it are deleted by the next retention run.
+    pub fn advance_log_start(&self, offset: Offset) -> Result<Offset> {
+        let mut inner = self.lock()?;
+        if offset > inner.high_watermark {
+            return Err(Error::OffsetOutOfRange {
+                requested: offset,
+                log_start: inner.log_start,
+                log_end: inner.high_watermark,
+            });
+        }
+        if offset > inner.log_start {
+            inner.log_start = offset;
+            let mut batch = WriteBatch::new();
+            inner.epochs.truncate_from_start(offset, &mut batch);
+            inner.checkpoint().put(&mut batch, &self.prefix);
+            self.store.write(batch)?;
+        }
+        Ok(inner.log_start)
+    }
+
+    /// The leader-epoch history, oldest first.
+    pub fn epoch_history(&self) -> Result<Vec<EpochEntry>> {
+        Ok(self.lock()?.epochs.entries().to_vec())
+    }
+
+    /// The newest leader epoch in the log.
+    pub fn latest_epoch(&self) -> Result<Option<LeaderEpoch>> {
+        Ok(self.lock()?.epochs.latest().map(|e| e.epoch))
+    }
+
+    /// Where `epoch` ended in this log (OffsetsForLeaderEpoch), or `None` if unknown.
+    pub fn epoch_end_offset(&self, epoch: LeaderEpoch) -> Result<Option<EpochEndOffset>> {
+        let inner = self.lock()?;
+        Ok(inner.epochs.end_offset_for(epoch, inner.log_end()))
+    }
+
+    /// Writes pending index entries, segment summary and checkpoints to the state store, without
+    /// forcing anything to disk.
+    pub fn checkpoint(&self) -> Result<()> {
+        let mut inner = self.lock()?;
+        let mut batch = WriteBatch::new();
+        self.queue_state(&mut inner, &mut batch);
+        self.store.write(batch)
+    }
+
+    pub(super) fn queue_state(&self, inner: &mut Inner, batch: &mut WriteBatch) {
+        inner.active.drain_index(&self.index, batch);
+        inner.checkpoint().put(batch, &self.prefix);
+    }
+
+    /// Forces every appended byte and all state to disk, then moves the recovery point to the log
+    /// end. The fsyncs run without holding the partition lock, so appends and reads continue.
+    pub fn flush(&self) -> Result<()> {
+        let plan = {
+            let mut inner = self.lock()?;
+            self.plan_flush(&mut inner)?
+        };
+        plan.execute(self.store.as_ref())?;
+        let mut inner = self.lock()?;
+        self.commit_flush(&mut inner, plan.target)
+    }
+
+    /// Persists pending index entries and lists the files a flush must fsync.
+    pub(super) fn plan_flush(&self, inner: &mut Inner) -> Result<FlushPlan> {
+        let mut batch = WriteBatch::new();
+        inner.active.drain_index(&self.index, &mut batch);
+        self.store.write(batch)?;
+        let rp = inner.recovery_point;
+        let files = inner
+            .sealed
+            .values()
+            .filter(|s| s.next_offset() > rp)
+            .map(|s| (Arc::clone(s.file()), Arc::clone(s.path())))
+            .chain(std::iter::once((
+                Arc::clone(inner.active.file()),
+                Arc::clone(inner.active.path()),
+            )))
+            .collect();
+        inner.unflushed_records = 0;
+        inner.last_flush_ms = self.clock.now_ms();
+        Ok(FlushPlan {
+            files,
+            target: inner.log_end(),
+        })
+    }
+
+    /// Moves the recovery point to `target` once everything below it is durable.
+    pub(super) fn commit_flush(&self, inner: &mut Inner, target: Offset) -> Result<()> {
+        // A truncation while the fsyncs ran may have removed offsets below `target`.
+        if target > inner.recovery_point && target <= inner.log_end() {
+            inner.recovery_point = target;
+            let mut batch = WriteBatch::new();
+            inner.checkpoint().put(&mut batch, &self.prefix);
+            self.store.write(batch)?;
+            self.store.sync()?;
+        }
+        debug!(partition = %self.tp, recovery_point = inner.recovery_point.get(), "flushed");
+        Ok(())
+    }
+
+    /// Flushes if `flush-ms` has passed since the last flush and there is something to flush.
+    pub fn flush_if_due(&self) -> Result<bool> {
+        let due = {
+            let inner = self.lock()?;
+            let dirty = inner.recovery_point < inner.log_end();
+            let now = self.clock.now_ms();
+            dirty
+                && inner
+                    .config
+                    .flush_ms
+                    .is_some_and(|ms| now.saturating_sub(inner.last_flush_ms) >= ms)
+        };
+        if due {
+            self.flush()?;
+        }
+        Ok(due)
+    }
+
+    /// Flushes everything and records the active segment's summary, so the next open scans
+    /// nothing. The log stays usable; dropping it after `close` is a clean shutdown.
+    pub fn close(&self) -> Result<()> {
+        self.flush()?;
+        let inner = self.lock()?;
+        let mut batch = WriteBatch::new();
+        let active = &inner.active;
+        let summary = SealedSegment::new(
+            Arc::clone(active.file()),
+            Arc::clone(active.path()),
+            active.base_offset(),
+            active.size(),
+            active.next_offset(),
+            active.max_timestamp(),
+        )
+        .summary();
+        batch.put(
+            Area::Segments,
+            key_i64(&self.prefix, active.base_offset().get()),
+            summary,
+        );
+        self.store.write(batch)?;
+        self.store.sync()
+    }
+
+    /// Deletes the partition: its directory and every state entry. Later calls fail with
+    /// [`Error::Deleted`]; readers holding segment snapshots finish reading them.
+    pub fn delete(&self) -> Result<()> {
+        let mut inner = self.lock()?;
+        inner.deleted = true;
+        let mut batch = WriteBatch::new();
+        self.index.delete_all(&mut batch);
+        inner.epochs.clear(&mut batch);
+        for area in [Area::Checkpoints, Area::Segments, Area::ProducerState] {
+            batch.delete_range(area, self.prefix.clone(), prefix_end(&self.prefix));
+        }
+        self.store.write(batch)?;
+        let trash = self.dir.with_extension("deleted");
+        std::fs::rename(&self.dir, &trash)
+            .map_err(Error::io("rename partition directory", &self.dir))?;
+        std::fs::remove_dir_all(&trash).map_err(Error::io("remove partition directory", &trash))?;
+        info!(partition = %self.tp, "deleted partition log");
+        Ok(())
+    }
+
+    /// Stores a producer-state snapshot describing the producers as of the records below `offset`.
+    pub fn write_producer_snapshot(&self, offset: Offset, entries: &[ProducerEntry]) -> Result<()> {
+        let _inner = self.lock()?;
+        let mut batch = WriteBatch::new();
+        batch.put(
+            Area::ProducerState,
+            key_i64(&self.prefix, offset.get()),
+            producer_state::encode(entries),
+        );
+        self.store.write(batch)
+    }
+
+    /// The newest producer-state snapshot at or below the log end, with the offset it was taken at.
+    pub fn latest_producer_snapshot(&self) -> Result<Option<(Offset, Vec<ProducerEntry>)>> {
+        let inner = self.lock()?;
+        let probe = key_i64(&self.prefix, inner.log_end().get());
+        let Some((key, value)) = self
+            .store
+            .floor(Area::ProducerState, &self.prefix, &probe)?
+        else {
+            return Ok(None);
+        };
+        let offset = suffix_i64(&self.prefix, &key)
+            .and_then(|o| Offset::try_new(o).ok())
+            .ok_or(Error::MalformedState {
+                area: Area::ProducerState.name(),
+                reason: "bad snapshot key",
+            })?;
+        Ok(Some((offset, producer_state::decode(&value)?)))
+    }
+}

@@ -1,0 +1,263 @@
+//! Reads: whole batches from an offset, and offset lookup by timestamp.
+
+use bytes::Bytes;
+use strom_record::{BatchHeader, LOG_OVERHEAD, decode_records, peek_batch_size, validate_batch};
+use strom_types::Offset;
+
+use super::partition::{Inner, PartitionLog};
+use crate::segment::SegmentView;
+use crate::{Error, Result};
+
+/// How far a read may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadBound {
+    /// Up to the high watermark: what consumers may see.
+    HighWatermark,
+    /// Up to the log end: what followers replicate.
+    LogEnd,
+}
+
+/// The outcome of [`PartitionLog::read`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadResult {
+    /// Whole batches, back to back; empty when nothing is readable at the offset yet.
+    pub records: Bytes,
+    /// The offset after the last returned batch (the requested offset if none was returned).
+    pub next_offset: Offset,
+    /// The high watermark when the read started.
+    pub high_watermark: Offset,
+    /// The log start offset when the read started.
+    pub log_start_offset: Offset,
+    /// The log end offset when the read started.
+    pub log_end_offset: Offset,
+}
+
+/// A record found by [`PartitionLog::offset_for_timestamp`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampOffset {
+    /// The record's offset.
+    pub offset: Offset,
+    /// The record's timestamp.
+    pub timestamp: i64,
+}
+
+/// Where a read starts: a segment snapshot and a position at or before the wanted batch.
+struct ReadPlan {
+    view: SegmentView,
+    position: u64,
+    bound: Offset,
+}
+
+impl PartitionLog {
+    /// Reads whole batches starting with the one that contains `from`, up to about `max_bytes`.
+    ///
+    /// At least one whole batch is returned when one is readable, even if it is larger than
+    /// `max_bytes`, so a consumer always makes progress. A read returns data from one segment;
+    /// the next read continues at `next_offset`. Every returned batch has passed its CRC check: if
+    /// the first batch at the position is corrupt the read fails with [`Error::CorruptLog`],
+    /// otherwise the batches before the corrupt one are returned.
+    pub fn read(&self, from: Offset, max_bytes: usize, bound: ReadBound) -> Result<ReadResult> {
+        let (plan, mut result) = {
+            let inner = self.lock()?;
+            let result = ReadResult {
+                records: Bytes::new(),
+                next_offset: from,
+                high_watermark: inner.high_watermark,
+                log_start_offset: inner.log_start,
+                log_end_offset: inner.log_end(),
+            };
+            if from < inner.log_start || from > inner.log_end() {
+                return Err(Error::OffsetOutOfRange {
+                    requested: from,
+                    log_start: inner.log_start,
+                    log_end: inner.log_end(),
+                });
+            }
+            let limit = match bound {
+                ReadBound::HighWatermark => inner.high_watermark,
+                ReadBound::LogEnd => inner.log_end(),
+            };
+            if from >= limit {
+                return Ok(result);
+            }
+            (self.plan_read(&inner, from, limit)?, result)
+        };
+        let Some(position) = self.skip_to(&plan.view, plan.position, from)? else {
+            return Ok(result);
+        };
+        let bytes = read_batches(&plan.view, position, max_bytes, plan.bound)?;
+        if let Some(last) = last_batch_next_offset(&bytes) {
+            result.next_offset = last;
+        }
+        result.records = bytes;
+        Ok(result)
+    }
+
+    /// Snapshots the segment holding `from` and an indexed position at or before it.
+    fn plan_read(&self, inner: &Inner, from: Offset, bound: Offset) -> Result<ReadPlan> {
+        if from >= inner.active.base_offset() {
+            let position = inner.active.floor_position(&self.index, from)?;
+            return Ok(ReadPlan {
+                view: inner.active.view(),
+                position,
+                bound,
+            });
+        }
+        let segment = inner
+            .sealed
+            .range(..=from)
+            .next_back()
+            .map(|(_, s)| s)
+            .filter(|s| s.next_offset() > from)
+            .or_else(|| inner.sealed.range(from..).next().map(|(_, s)| s));
+        match segment {
+            Some(segment) => {
+                let position = self.index.floor_position(segment.base_offset(), from)?;
+                Ok(ReadPlan {
+                    view: segment.view(),
+                    position,
+                    bound,
+                })
+            }
+            None => Ok(ReadPlan {
+                view: inner.active.view(),
+                position: 0,
+                bound,
+            }),
+        }
+    }
+
+    /// Walks batch headers from `position` to the batch whose last offset is at least `from`.
+    fn skip_to(&self, view: &SegmentView, mut position: u64, from: Offset) -> Result<Option<u64>> {
+        while let Some(header) = view.header_at(position)? {
+            if header.last_offset() >= from.get() {
+                return Ok(Some(position));
+            }
+            position += header.total_size() as u64;
+        }
+        Ok(None)
+    }
+
+    /// The first record whose timestamp is at least `timestamp`, among records below the high
+    /// watermark, or `None` if every such record is older.
+    ///
+    /// The segment is found from the segments' max timestamps, the batch from the time and
+    /// offset indexes; only that one batch is decoded, to find the record within it.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampOffset>> {
+        let (view, start_offset, bound) = {
+            let inner = self.lock()?;
+            let bound = inner.high_watermark;
+            let found = inner
+                .sealed
+                .values()
+                .find(|s| s.next_offset() > inner.log_start && s.max_timestamp() >= timestamp)
+                .map(|s| -> Result<_> {
+                    let floor = self.index.time_floor(s.base_offset(), timestamp)?;
+                    Ok((s.view(), floor))
+                })
+                .transpose()?;
+            let (view, floor) = match found {
+                Some(found) => found,
+                None if inner.active.max_timestamp() >= timestamp => (
+                    inner.active.view(),
+                    inner.active.time_floor(&self.index, timestamp)?,
+                ),
+                None => return Ok(None),
+            };
+            let start = floor
+                .map_or(view.base_offset, |o| Offset::new(o + 1))
+                .max(inner.log_start);
+            (view, start, bound)
+        };
+        let position = self.index.floor_position(view.base_offset, start_offset)?;
+        let Some(mut position) = self.skip_to(&view, position, start_offset)? else {
+            return Ok(None);
+        };
+        while let Some(header) = view.header_at(position)? {
+            if header.base_offset >= bound.get() {
+                return Ok(None);
+            }
+            if header.max_timestamp >= timestamp {
+                return find_in_batch(&view, position, &header, timestamp);
+            }
+            position += header.total_size() as u64;
+        }
+        Ok(None)
+    }
+}
+
+/// Decodes the batch at `position` and returns its first record at or after `timestamp`.
+fn find_in_batch(
+    view: &SegmentView,
+    position: u64,
+    header: &BatchHeader,
+    timestamp: i64,
+) -> Result<Option<TimestampOffset>> {
+    let bytes = view.read_at(position, header.total_size())?;
+    let corrupt = |source| Error::CorruptLog {
+        path: view.path.to_path_buf(),
+        position,
+        source,
+    };
+    validate_batch(&bytes).map_err(corrupt)?;
+    let records = decode_records(&bytes).map_err(corrupt)?;
+    Ok(records
+        .into_iter()
+        .find(|r| r.timestamp >= timestamp)
+        .map(|r| TimestampOffset {
+            offset: Offset::new(r.offset),
+            timestamp: r.timestamp,
+        }))
+}
+
+/// Reads whole, CRC-checked batches from `position` up to about `max_bytes`, stopping before the
+/// first batch at or past `bound`.
+fn read_batches(
+    view: &SegmentView,
+    position: u64,
+    max_bytes: usize,
+    bound: Offset,
+) -> Result<Bytes> {
+    let available = usize::try_from(view.size - position).unwrap_or(usize::MAX);
+    let first = match view.header_at(position)? {
+        Some(header) if header.base_offset < bound.get() => header,
+        _ => return Ok(Bytes::new()),
+    };
+    let want = max_bytes.max(first.total_size()).min(available);
+    let buf = view.read_at(position, want)?;
+    let mut end = 0usize;
+    while buf.len() - end >= LOG_OVERHEAD {
+        let size = match peek_batch_size(&buf[end..]) {
+            Some(Ok(size)) if end + size <= buf.len() => size,
+            _ => break,
+        };
+        let batch = &buf[end..end + size];
+        match validate_batch(batch) {
+            Ok(header) if header.base_offset >= bound.get() => break,
+            Ok(_) => end += size,
+            Err(source) if end == 0 => {
+                return Err(Error::CorruptLog {
+                    path: view.path.to_path_buf(),
+                    position,
+                    source,
+                });
+            }
+            Err(_) => break,
+        }
+    }
+    let mut buf = buf;
+    buf.truncate(end);
+    Ok(Bytes::from(buf))
+}
+
+/// The offset after the last batch in `bytes`, which holds whole valid batches.
+fn last_batch_next_offset(bytes: &[u8]) -> Option<Offset> {
+    let mut position = 0usize;
+    let mut next = None;
+    while position < bytes.len() {
+        let header = BatchHeader::parse(&bytes[position..]).ok()?;
+        next = Some(Offset::new(header.next_offset()));
+        position += header.total_size();
+    }
+    next
+}

@@ -1,0 +1,200 @@
+//! Truncation: followers cut their log back to where it agrees with the leader.
+
+use std::sync::Arc;
+
+use strom_types::Offset;
+use tracing::{info, warn};
+
+use super::partition::{Inner, PartitionLog};
+use crate::segment::active::ActiveState;
+use crate::segment::{ActiveSegment, SealedSegment, scan_segment};
+use crate::state::keys::{key_i64, prefix_end};
+use crate::state::{Area, WriteBatch};
+use crate::{Error, Result};
+
+impl PartitionLog {
+    /// Removes every batch from the one containing `offset` onward; returns the new log end.
+    ///
+    /// Truncation works on whole batches, so the new log end is the base offset of the batch
+    /// that contained `offset` (at most `offset`). Truncating at or past the log end does
+    /// nothing; truncating below the log start empties the log and restarts it at `offset`.
+    pub fn truncate_to(&self, offset: Offset) -> Result<Offset> {
+        let mut inner = self.lock()?;
+        if offset >= inner.log_end() {
+            return Ok(inner.log_end());
+        }
+        if offset < inner.log_start {
+            self.reset_locked(&mut inner, offset)?;
+            return Ok(offset);
+        }
+        let mut batch = WriteBatch::new();
+        inner.active.drain_index(&self.index, &mut batch);
+        self.store.write(batch)?;
+        // Make the segment holding `offset` the active one, deleting every later segment.
+        if offset < inner.active.base_offset() {
+            let Some((&base, _)) = inner.sealed.range(..=offset).next_back() else {
+                self.reset_locked(&mut inner, offset)?;
+                return Ok(offset);
+            };
+            let later: Vec<Offset> = inner
+                .sealed
+                .range(base..)
+                .map(|(b, _)| *b)
+                .skip(1)
+                .collect();
+            let mut batch = WriteBatch::new();
+            for b in later {
+                if let Some(segment) = inner.sealed.remove(&b) {
+                    self.remove_segment_files(&mut batch, &segment)?;
+                }
+            }
+            let doomed_active = inner.active.view();
+            let segment = inner.sealed.remove(&base).ok_or(Error::MalformedState {
+                area: "segments",
+                reason: "segment vanished during truncation",
+            })?;
+            self.index
+                .delete_segment(&mut batch, doomed_active.base_offset, Offset::new(i64::MAX));
+            batch.delete(
+                Area::Segments,
+                key_i64(&self.prefix, doomed_active.base_offset.get()),
+            );
+            remove_file(doomed_active.path.as_path())?;
+            inner.active = reopen(segment)?;
+            self.store.write(batch)?;
+        }
+        let new_end = self.cut_active(&mut inner, offset)?;
+        let mut batch = WriteBatch::new();
+        self.index.delete_offsets_from(&mut batch, new_end);
+        self.index
+            .delete_times_from(&mut batch, inner.active.base_offset(), new_end)?;
+        batch.delete(
+            Area::Segments,
+            key_i64(&self.prefix, inner.active.base_offset().get()),
+        );
+        batch.delete_range(
+            Area::ProducerState,
+            key_i64(&self.prefix, new_end.get() + 1),
+            prefix_end(&self.prefix),
+        );
+        inner.epochs.truncate_from_end(new_end, &mut batch);
+        inner.high_watermark = inner.high_watermark.min(new_end);
+        inner.recovery_point = inner.recovery_point.min(new_end);
+        inner.checkpoint().put(&mut batch, &self.prefix);
+        self.store.write(batch)?;
+        info!(partition = %self.tp, requested = offset.get(), log_end = new_end.get(), "truncated log");
+        Ok(new_end)
+    }
+
+    /// Cuts the active segment before the batch containing `offset`; returns the new log end.
+    fn cut_active(&self, inner: &mut Inner, offset: Offset) -> Result<Offset> {
+        let view = inner.active.view();
+        let mut position = inner.active.floor_position(&self.index, offset)?;
+        while let Some(header) = view.header_at(position)? {
+            if header.next_offset() > offset.get() {
+                break;
+            }
+            position += header.total_size() as u64;
+        }
+        // Rebuild the segment's in-memory state (max timestamp, index position) over what stays.
+        let interval = inner.config.index_interval_bytes;
+        let mut rebuilt = ActiveSegment::for_replay(
+            Arc::clone(&view.file),
+            Arc::clone(&view.path),
+            view.base_offset,
+        );
+        let outcome = scan_segment(
+            &view.file,
+            &view.path,
+            0,
+            position,
+            view.base_offset,
+            |pos, header| {
+                rebuilt.replay(pos, header, interval);
+                Ok(())
+            },
+        )?;
+        if let Some(reason) = outcome.stopped {
+            warn!(partition = %self.tp, %reason, "segment invalid below the truncation point");
+        }
+        view.file
+            .set_len(outcome.valid_end)
+            .map_err(Error::io("truncate segment", view.path.as_path()))?;
+        rebuilt.discard_pending_index();
+        inner.active = rebuilt;
+        Ok(outcome.next_offset)
+    }
+
+    /// Empties the log and restarts it at `offset` (a follower far behind the leader's log start).
+    pub fn truncate_fully_and_start_at(&self, offset: Offset) -> Result<()> {
+        let mut inner = self.lock()?;
+        self.reset_locked(&mut inner, offset)
+    }
+
+    pub(super) fn reset_locked(&self, inner: &mut Inner, offset: Offset) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        let sealed = std::mem::take(&mut inner.sealed);
+        for segment in sealed.values() {
+            self.remove_segment_files(&mut batch, segment)?;
+        }
+        let old_active = inner.active.view();
+        inner.active = ActiveSegment::create(&self.dir, offset)?;
+        if old_active.base_offset != offset {
+            remove_file(old_active.path.as_path())?;
+        }
+        self.index.delete_all(&mut batch);
+        inner.epochs.clear(&mut batch);
+        for area in [Area::Segments, Area::ProducerState] {
+            batch.delete_range(area, self.prefix.clone(), prefix_end(&self.prefix));
+        }
+        inner.log_start = offset;
+        inner.high_watermark = offset;
+        inner.recovery_point = offset;
+        inner.checkpoint().put(&mut batch, &self.prefix);
+        self.store.write(batch)?;
+        info!(partition = %self.tp, offset = offset.get(), "reset log");
+        Ok(())
+    }
+
+    /// Deletes a sealed segment's file (rename to `.deleted`, then unlink) and queues removal of
+    /// its index entries and summary.
+    pub(super) fn remove_segment_files(
+        &self,
+        batch: &mut WriteBatch,
+        segment: &SealedSegment,
+    ) -> Result<()> {
+        self.index
+            .delete_segment(batch, segment.base_offset(), segment.next_offset());
+        batch.delete(
+            Area::Segments,
+            key_i64(&self.prefix, segment.base_offset().get()),
+        );
+        remove_file(segment.path().as_path())
+    }
+}
+
+/// Turns a sealed segment back into the active one (its bytes are all valid).
+fn reopen(segment: SealedSegment) -> Result<ActiveSegment> {
+    let state = ActiveState {
+        size: segment.size(),
+        next_offset: segment.next_offset(),
+        max_timestamp: segment.max_timestamp(),
+        last_time_entry: segment.max_timestamp(),
+        first_append_ms: None,
+    };
+    ActiveSegment::open(
+        Arc::clone(segment.file()),
+        Arc::clone(segment.path()),
+        segment.base_offset(),
+        state,
+    )
+}
+
+/// Renames `path` to `<path>.deleted` and unlinks it; recovery removes leftovers of a crash
+/// between the two steps.
+pub(super) fn remove_file(path: &std::path::Path) -> Result<()> {
+    let mut trash = path.as_os_str().to_owned();
+    trash.push(".deleted");
+    std::fs::rename(path, &trash).map_err(Error::io("rename segment for deletion", path))?;
+    std::fs::remove_file(&trash).map_err(Error::io("remove segment", path))
+}

@@ -122,9 +122,16 @@ impl EpochCache {
             });
         }
         let higher = self.entries.iter().find(|e| e.epoch > requested)?;
-        let floor = self.entries.iter().rev().find(|e| e.epoch <= requested)?;
+        // An epoch older than every known one ends where the first known epoch starts (as in
+        // Kafka), and is reported as the requested epoch.
+        let epoch = self
+            .entries
+            .iter()
+            .rev()
+            .find(|e| e.epoch <= requested)
+            .map_or(requested, |e| e.epoch);
         Some(EpochEndOffset {
-            epoch: floor.epoch,
+            epoch,
             end_offset: higher.start_offset,
         })
     }
@@ -232,7 +239,11 @@ mod tests {
             "an unknown epoch ends where the next known one starts"
         );
         assert_eq!(end(1), Some((1, 10)));
-        assert_eq!(end(0), None);
+        assert_eq!(
+            end(0),
+            Some((0, 0)),
+            "older than all known: ends where the first starts"
+        );
         assert_eq!(end(5), None);
     }
 

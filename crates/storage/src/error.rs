@@ -102,6 +102,15 @@ pub enum Error {
         #[source]
         source: strom_record::Error,
     },
+    /// The log should hold `offset` but the bytes where it belongs do not: a hole in the
+    /// segment chain or a damaged segment.
+    #[error("offset {offset} is missing from {path}")]
+    MissingOffset {
+        /// The offset looked for.
+        offset: Offset,
+        /// The segment (or partition directory) it should be in.
+        path: PathBuf,
+    },
     /// A configuration value is out of its allowed range.
     #[error("invalid log config {field}: {reason}")]
     InvalidConfig {

@@ -216,3 +216,72 @@ fn leftover_deleted_files_and_segments_below_log_start_are_removed() {
     );
     assert_eq!(read_all(&log).first().unwrap().0, start.get());
 }
+
+#[test]
+fn recovered_epoch_history_survives_a_second_restart() {
+    let mut f = Fixture::new(Kind::Rocks);
+    let config = small_segments(1 << 20);
+    {
+        let log = f.open(config.clone());
+        log.append_as_leader(&batch(&["a"], START_MS), LeaderEpoch::new(1))
+            .unwrap();
+        log.close().unwrap();
+        // Epoch 2 begins past the recovery point, in data the next open must scan.
+        log.append_as_leader(&batch(&["b"], START_MS), LeaderEpoch::new(2))
+            .unwrap();
+        log.append_as_leader(&batch(&["c"], START_MS), LeaderEpoch::new(3))
+            .unwrap();
+    }
+    let history = |log: &strom_storage::PartitionLog| -> Vec<(i32, i64)> {
+        log.epoch_history()
+            .unwrap()
+            .iter()
+            .map(|e| (e.epoch.get(), e.start_offset.get()))
+            .collect()
+    };
+    f.reopen_store();
+    {
+        let log = f.open(config.clone());
+        assert_eq!(history(&log), vec![(1, 0), (2, 1), (3, 2)]);
+        log.close().unwrap();
+    }
+    f.reopen_store();
+    let log = f.open(config);
+    assert_eq!(
+        history(&log),
+        vec![(1, 0), (2, 1), (3, 2)],
+        "the scan's epochs were persisted"
+    );
+}
+
+#[test]
+fn segments_whose_base_ends_in_ff_recover() {
+    // A base offset of 255 encodes with a trailing 0xFF byte in state keys.
+    for base in [255i64, 511, 65535] {
+        let mut f = Fixture::new(Kind::Rocks);
+        let config = small_segments(1 << 20);
+        {
+            let log = f.open(config.clone());
+            log.truncate_fully_and_start_at(Offset::new(base)).unwrap();
+            for i in 0..20 {
+                log.append_as_leader(
+                    &batch(&[&format!("{i:0>300}")], START_MS + i),
+                    LeaderEpoch::new(1),
+                )
+                .unwrap();
+            }
+            // Unclean stop: the segment at `base` is scanned and its index rebuilt.
+        }
+        f.reopen_store();
+        let log = f.open(config);
+        assert_eq!(log.log_end_offset().unwrap(), Offset::new(base + 20));
+        log.update_high_watermark(Offset::new(base + 20)).unwrap();
+        let found = log.offset_for_timestamp(START_MS + 13).unwrap().unwrap();
+        assert_eq!(found.offset, Offset::new(base + 13));
+        assert_eq!(read_all(&log).len(), 20);
+        assert_eq!(
+            log.truncate_to(Offset::new(base + 5)).unwrap(),
+            Offset::new(base + 5)
+        );
+    }
+}

@@ -53,9 +53,9 @@ fn leader_append_stamps_offset_and_epoch_without_touching_the_input() {
         let log = f.open(LogConfig::default());
         log.append_as_leader(&batch(&["x"], START_MS), E1).unwrap();
         let input = batch(&["y", "z"], START_MS);
-        let before = input.clone();
+        let before = input.to_vec();
         log.append_as_leader(&input, LeaderEpoch::new(4)).unwrap();
-        assert_eq!(input, before);
+        assert_eq!(input.to_vec(), before);
         log.update_high_watermark(Offset::new(3)).unwrap();
         let read = log
             .read(Offset::new(1), 1 << 20, ReadBound::HighWatermark)
@@ -476,5 +476,48 @@ fn deleted_logs_refuse_further_use() {
         let again = f.open(LogConfig::default());
         assert_eq!(again.log_end_offset().unwrap(), Offset::new(0));
         assert!(again.epoch_history().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn the_append_path_reads_headers_only() {
+    // A batch whose records area is not decodable, but whose header, length and CRC are
+    // consistent: the leader accepts it because it never decodes records, which is what keeps
+    // appends at header cost. Consumers that decode it get the decoder's error.
+    let f = Fixture::new(Kind::Memory);
+    let log = f.open(LogConfig::default());
+    let mut bytes = batch(&["0123456789"], START_MS).to_vec();
+    let records_start = strom_record::HEADER_SIZE;
+    for b in &mut bytes[records_start..] {
+        *b = 0xff;
+    }
+    let crc = strom_record::compute_crc(&bytes);
+    bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+    assert!(strom_record::decode_records(&bytes).is_err());
+    let info = log.append_as_leader(&bytes, E1).unwrap();
+    assert_eq!(info.record_count, 1);
+}
+
+#[test]
+fn truncating_into_the_batch_holding_a_mid_batch_log_start_keeps_the_log_consistent() {
+    for kind in KINDS {
+        let f = Fixture::new(kind);
+        let log = f.open(LogConfig::default());
+        let values: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+        let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+        log.append_as_leader(&batch(&refs, START_MS), E1).unwrap();
+        log.update_high_watermark(Offset::new(10)).unwrap();
+        log.advance_log_start(Offset::new(5)).unwrap();
+        // The batch [0, 9] holds offset 7 and must go whole; the log cannot end before its start.
+        let end = log.truncate_to(Offset::new(7)).unwrap();
+        assert_eq!(end, Offset::new(5));
+        assert_eq!(log.log_start_offset().unwrap(), Offset::new(5));
+        assert_eq!(log.log_end_offset().unwrap(), Offset::new(5));
+        assert_eq!(
+            log.update_high_watermark(Offset::new(9)).unwrap(),
+            Offset::new(5)
+        );
+        let info = log.append_as_leader(&batch(&["x"], START_MS), E1).unwrap();
+        assert_eq!(info.first_offset, Offset::new(5));
     }
 }

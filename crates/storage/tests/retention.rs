@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use strom_storage::{Error, LogConfig, ReadBound};
+use strom_storage::{Clock, Error, LogConfig, ReadBound};
 use strom_types::{LeaderEpoch, Offset};
 
 const E1: LeaderEpoch = LeaderEpoch::new(1);
@@ -134,4 +134,28 @@ fn log_start_only_moves_forward_and_survives_reopen() {
     let log = f.open(config(None, None));
     assert_eq!(log.log_start_offset().unwrap(), Offset::new(20));
     assert_eq!(read_all(&log).first().unwrap().0, 20);
+}
+
+#[test]
+fn records_without_timestamps_age_by_file_time() {
+    for kind in KINDS {
+        let f = Fixture::new(kind);
+        let log = f.open(LogConfig {
+            retention_ms: Some(HOUR),
+            ..LogConfig::default()
+        });
+        // Timestamp -1: no record carries a time. The clock says "now" is when the file was written.
+        f.clock.set(strom_storage::SystemClock.now_ms());
+        log.append_as_leader(&batch(&["untimed"], -1), E1).unwrap();
+        log.update_high_watermark(Offset::new(1)).unwrap();
+        assert!(
+            log.apply_retention().unwrap().deleted_segments.is_empty(),
+            "a fresh file is not expired"
+        );
+        f.clock.advance(HOUR + 60_000);
+        assert_eq!(
+            log.apply_retention().unwrap().deleted_segments,
+            vec![Offset::ZERO]
+        );
+    }
 }

@@ -184,7 +184,7 @@ impl PartitionLog {
             // The append asked for durability, so it waits for it: fsync with the lock held.
             let plan = self.plan_flush(inner)?;
             plan.execute(self.store.as_ref())?;
-            self.commit_flush(inner, plan.target)?;
+            self.commit_flush(inner, &plan)?;
         }
         Ok(info)
     }
@@ -216,9 +216,12 @@ impl PartitionLog {
             sealed.summary(),
         );
         inner.checkpoint().put(&mut batch, &self.prefix);
-        self.store.write(batch)?;
-        info!(partition = %self.tp, base_offset = base.get(), sealed_size = sealed.size(), "rolled segment");
+        let sealed_size = sealed.size();
+        // The chain is whole in memory before the state write: if that write fails, only index
+        // entries are missing, and lookups fall back to scanning.
         inner.sealed.insert(sealed.base_offset(), sealed);
+        self.store.write(batch)?;
+        info!(partition = %self.tp, base_offset = base.get(), sealed_size, "rolled segment");
         Ok(())
     }
 }

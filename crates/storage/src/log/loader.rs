@@ -26,7 +26,7 @@ use crate::index::PartitionIndex;
 use crate::segment::active::ActiveState;
 use crate::segment::sealed::Summary;
 use crate::segment::{self, ActiveSegment, DELETED_SUFFIX, SealedSegment, open_file, scan_segment};
-use crate::state::keys::{key_i64, suffix_i64};
+use crate::state::keys::{key_i64, prefix_end, suffix_i64};
 use crate::state::{Area, StateStore, WriteBatch};
 use crate::{Error, Result};
 
@@ -154,7 +154,11 @@ pub(super) fn load(
         if !scanning {
             scanning = true;
             index.delete_offsets_from(&mut batch, found.base);
-            epochs.truncate_from_end(found.base, &mut batch);
+            // Written now, not with `batch`: the replay below writes epoch entries directly,
+            // and they must land after these deletions.
+            let mut epoch_batch = WriteBatch::new();
+            epochs.truncate_from_end(found.base, &mut epoch_batch);
+            store.write(epoch_batch)?;
         }
         index.delete_segment(&mut batch, found.base, Offset::new(i64::MAX));
         let mut segment =
@@ -238,6 +242,22 @@ pub(super) fn load(
     epochs.truncate_from_end(log_end, &mut batch);
     epochs.truncate_from_start(log_start, &mut batch);
     active.drain_index(index, &mut batch);
+    // Derived state must not describe anything past the log end or segments that are gone: a
+    // crash may have removed files (or cut them) after their state was written.
+    index.delete_offsets_from(&mut batch, log_end);
+    batch.delete_range(
+        Area::TimeIndex,
+        key_i64(prefix, log_end.get()),
+        prefix_end(prefix),
+    );
+    batch.delete_range(
+        Area::ProducerState,
+        key_i64(prefix, log_end.get() + 1),
+        prefix_end(prefix),
+    );
+    for base in summaries.keys().filter(|base| !sealed.contains_key(*base)) {
+        batch.delete(Area::Segments, key_i64(prefix, base.get()));
+    }
     let mut inner = Inner {
         config,
         sealed,
@@ -249,6 +269,7 @@ pub(super) fn load(
         unflushed_records: 0,
         last_flush_ms: now_ms,
         deleted: false,
+        generation: 0,
     };
     store.write(batch)?;
     if scanning {

@@ -33,7 +33,9 @@ pub struct PartitionLog {
 /// The files a flush must fsync and the recovery point it establishes.
 pub(super) struct FlushPlan {
     files: Vec<(Arc<std::fs::File>, Arc<PathBuf>)>,
+    dir: PathBuf,
     pub(super) target: Offset,
+    generation: u64,
 }
 
 impl FlushPlan {
@@ -43,6 +45,8 @@ impl FlushPlan {
             file.sync_data()
                 .map_err(Error::io("fsync segment", path.as_path()))?;
         }
+        // Segment files created since the last flush must be durable entries of the directory.
+        super::truncate::sync_dir(&self.dir)?;
         store.sync()
     }
 }
@@ -61,6 +65,9 @@ pub(super) struct Inner {
     pub(super) unflushed_records: u64,
     pub(super) last_flush_ms: i64,
     pub(super) deleted: bool,
+    /// Bumped by every truncation or reset, so a flush that raced with one does not move the
+    /// recovery point over bytes it did not fsync.
+    pub(super) generation: u64,
 }
 
 impl Inner {
@@ -94,8 +101,17 @@ impl PartitionLog {
     ) -> Result<Self> {
         config.validate()?;
         let dir = logs_dir.join(tp.dir_name());
-        std::fs::create_dir_all(&dir).map_err(Error::io("create partition directory", &dir))?;
         let prefix = partition_prefix(&tp);
+        if !dir.exists() {
+            // A new partition: any state under its prefix belongs to an earlier partition of
+            // the same name whose deletion was interrupted.
+            let mut batch = WriteBatch::new();
+            for area in Area::ALL {
+                batch.delete_range(area, prefix.clone(), prefix_end(&prefix));
+            }
+            store.write(batch)?;
+        }
+        std::fs::create_dir_all(&dir).map_err(Error::io("create partition directory", &dir))?;
         let index = PartitionIndex::new(Arc::clone(&store), prefix.clone());
         let inner =
             super::loader::load(&dir, &tp, &prefix, &store, &index, config, clock.now_ms())?;
@@ -201,7 +217,7 @@ impl PartitionLog {
     /// it may come back lower, never higher.
     pub fn update_high_watermark(&self, offset: Offset) -> Result<Offset> {
         let mut inner = self.lock()?;
-        let hw = offset.clamp(inner.log_start, inner.log_end());
+        let hw = offset.max(inner.log_start).min(inner.log_end());
         inner.high_watermark = hw;
         Ok(hw)
     }
@@ -266,7 +282,7 @@ impl PartitionLog {
         };
         plan.execute(self.store.as_ref())?;
         let mut inner = self.lock()?;
-        self.commit_flush(&mut inner, plan.target)
+        self.commit_flush(&mut inner, &plan)
     }
 
     /// Persists pending index entries and lists the files a flush must fsync.
@@ -289,14 +305,21 @@ impl PartitionLog {
         inner.last_flush_ms = self.clock.now_ms();
         Ok(FlushPlan {
             files,
+            dir: self.dir.clone(),
             target: inner.log_end(),
+            generation: inner.generation,
         })
     }
 
     /// Moves the recovery point to `target` once everything below it is durable.
-    pub(super) fn commit_flush(&self, inner: &mut Inner, target: Offset) -> Result<()> {
-        // A truncation while the fsyncs ran may have removed offsets below `target`.
-        if target > inner.recovery_point && target <= inner.log_end() {
+    pub(super) fn commit_flush(&self, inner: &mut Inner, plan: &FlushPlan) -> Result<()> {
+        // A truncation while the fsyncs ran may have replaced bytes below the target with
+        // bytes this flush never saw: then the recovery point stays where it was.
+        let target = plan.target;
+        if plan.generation == inner.generation
+            && target > inner.recovery_point
+            && target <= inner.log_end()
+        {
             inner.recovery_point = target;
             let mut batch = WriteBatch::new();
             inner.checkpoint().put(&mut batch, &self.prefix);
@@ -354,6 +377,14 @@ impl PartitionLog {
     /// [`Error::Deleted`]; readers holding segment snapshots finish reading them.
     pub fn delete(&self) -> Result<()> {
         let mut inner = self.lock()?;
+        // Move the files out of the way first: a crash afterwards leaves a `*.deleted` directory
+        // (removed at startup) and stale state that a re-created partition overwrites, never
+        // old segments that a re-created partition would take for its own.
+        let mut trash = self.dir.as_os_str().to_owned();
+        trash.push(format!(".{}.deleted", self.clock.now_ms()));
+        let trash = PathBuf::from(trash);
+        std::fs::rename(&self.dir, &trash)
+            .map_err(Error::io("rename partition directory", &self.dir))?;
         inner.deleted = true;
         let mut batch = WriteBatch::new();
         self.index.delete_all(&mut batch);
@@ -362,9 +393,6 @@ impl PartitionLog {
             batch.delete_range(area, self.prefix.clone(), prefix_end(&self.prefix));
         }
         self.store.write(batch)?;
-        let trash = self.dir.with_extension("deleted");
-        std::fs::rename(&self.dir, &trash)
-            .map_err(Error::io("rename partition directory", &self.dir))?;
         std::fs::remove_dir_all(&trash).map_err(Error::io("remove partition directory", &trash))?;
         info!(partition = %self.tp, "deleted partition log");
         Ok(())

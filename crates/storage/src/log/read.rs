@@ -46,6 +46,8 @@ struct ReadPlan {
     view: SegmentView,
     position: u64,
     bound: Offset,
+    /// The log's truncation generation when the plan was made.
+    generation: u64,
 }
 
 impl PartitionLog {
@@ -57,50 +59,83 @@ impl PartitionLog {
     /// the first batch at the position is corrupt the read fails with [`Error::CorruptLog`],
     /// otherwise the batches before the corrupt one are returned.
     pub fn read(&self, from: Offset, max_bytes: usize, bound: ReadBound) -> Result<ReadResult> {
-        let (plan, mut result) = {
-            let inner = self.lock()?;
-            let result = ReadResult {
-                records: Bytes::new(),
-                next_offset: from,
-                high_watermark: inner.high_watermark,
-                log_start_offset: inner.log_start,
-                log_end_offset: inner.log_end(),
+        // A truncation between planning and reading can replace the bytes a plan points at; the
+        // first batch read then does not hold `from`, and the read is planned again.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let (plan, result) = {
+                let inner = self.lock()?;
+                let result = ReadResult {
+                    records: Bytes::new(),
+                    next_offset: from,
+                    high_watermark: inner.high_watermark,
+                    log_start_offset: inner.log_start,
+                    log_end_offset: inner.log_end(),
+                };
+                if from < inner.log_start || from > inner.log_end() {
+                    return Err(Error::OffsetOutOfRange {
+                        requested: from,
+                        log_start: inner.log_start,
+                        log_end: inner.log_end(),
+                    });
+                }
+                let limit = match bound {
+                    ReadBound::HighWatermark => inner.high_watermark,
+                    ReadBound::LogEnd => inner.log_end(),
+                };
+                if from >= limit {
+                    return Ok(result);
+                }
+                (self.plan_read(&inner, from, limit)?, result)
             };
-            if from < inner.log_start || from > inner.log_end() {
-                return Err(Error::OffsetOutOfRange {
-                    requested: from,
-                    log_start: inner.log_start,
-                    log_end: inner.log_end(),
-                });
+            match self.execute_read(&plan, from, max_bytes, result)? {
+                Some(result) => return Ok(result),
+                None if attempts < 3 && self.lock()?.generation != plan.generation => continue,
+                None => {
+                    return Err(Error::MissingOffset {
+                        offset: from,
+                        path: plan.view.path.to_path_buf(),
+                    });
+                }
             }
-            let limit = match bound {
-                ReadBound::HighWatermark => inner.high_watermark,
-                ReadBound::LogEnd => inner.log_end(),
-            };
-            if from >= limit {
-                return Ok(result);
-            }
-            (self.plan_read(&inner, from, limit)?, result)
-        };
+        }
+    }
+
+    /// Reads along `plan`; `None` if what is at the planned position does not hold `from`.
+    fn execute_read(
+        &self,
+        plan: &ReadPlan,
+        from: Offset,
+        max_bytes: usize,
+        mut result: ReadResult,
+    ) -> Result<Option<ReadResult>> {
         let Some(position) = self.skip_to(&plan.view, plan.position, from)? else {
-            return Ok(result);
+            return Ok(None);
         };
         let bytes = read_batches(&plan.view, position, max_bytes, plan.bound)?;
-        if let Some(last) = last_batch_next_offset(&bytes) {
-            result.next_offset = last;
+        if let Some(first) = first_batch_offsets(&bytes)
+            && first.0 > from.get()
+        {
+            return Ok(None);
+        }
+        if let Some(next) = last_batch_next_offset(&bytes) {
+            result.next_offset = next;
         }
         result.records = bytes;
-        Ok(result)
+        Ok(Some(result))
     }
 
     /// Snapshots the segment holding `from` and an indexed position at or before it.
     fn plan_read(&self, inner: &Inner, from: Offset, bound: Offset) -> Result<ReadPlan> {
+        let generation = inner.generation;
         if from >= inner.active.base_offset() {
             let position = inner.active.floor_position(&self.index, from)?;
             return Ok(ReadPlan {
                 view: inner.active.view(),
                 position,
                 bound,
+                generation,
             });
         }
         let segment = inner
@@ -109,22 +144,17 @@ impl PartitionLog {
             .next_back()
             .map(|(_, s)| s)
             .filter(|s| s.next_offset() > from)
-            .or_else(|| inner.sealed.range(from..).next().map(|(_, s)| s));
-        match segment {
-            Some(segment) => {
-                let position = self.index.floor_position(segment.base_offset(), from)?;
-                Ok(ReadPlan {
-                    view: segment.view(),
-                    position,
-                    bound,
-                })
-            }
-            None => Ok(ReadPlan {
-                view: inner.active.view(),
-                position: 0,
-                bound,
-            }),
-        }
+            .ok_or_else(|| Error::MissingOffset {
+                offset: from,
+                path: self.dir.clone(),
+            })?;
+        let position = self.index.floor_position(segment.base_offset(), from)?;
+        Ok(ReadPlan {
+            view: segment.view(),
+            position,
+            bound,
+            generation,
+        })
     }
 
     /// Walks batch headers from `position` to the batch whose last offset is at least `from`.
@@ -144,41 +174,57 @@ impl PartitionLog {
     /// The segment is found from the segments' max timestamps, the batch from the time and
     /// offset indexes; only that one batch is decoded, to find the record within it.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampOffset>> {
-        let (view, start_offset, bound) = {
+        // Candidates are the segments whose newest record is recent enough, oldest first. The
+        // active segment's time floor comes from its in-memory entries, so it is taken here.
+        let (candidates, log_start, bound) = {
             let inner = self.lock()?;
-            let bound = inner.high_watermark;
-            let found = inner
+            let mut candidates: Vec<(SegmentView, Option<Option<i64>>)> = inner
                 .sealed
                 .values()
-                .find(|s| s.next_offset() > inner.log_start && s.max_timestamp() >= timestamp)
-                .map(|s| -> Result<_> {
-                    let floor = self.index.time_floor(s.base_offset(), timestamp)?;
-                    Ok((s.view(), floor))
-                })
-                .transpose()?;
-            let (view, floor) = match found {
-                Some(found) => found,
-                None if inner.active.max_timestamp() >= timestamp => (
-                    inner.active.view(),
-                    inner.active.time_floor(&self.index, timestamp)?,
-                ),
-                None => return Ok(None),
+                .filter(|s| s.next_offset() > inner.log_start && s.max_timestamp() >= timestamp)
+                .map(|s| (s.view(), None))
+                .collect();
+            if inner.active.max_timestamp() >= timestamp {
+                let floor = inner.active.time_floor(&self.index, timestamp)?;
+                candidates.push((inner.active.view(), Some(floor)));
+            }
+            (candidates, inner.log_start, inner.high_watermark)
+        };
+        for (view, floor) in candidates {
+            let floor = match floor {
+                Some(floor) => floor,
+                None => self.index.time_floor(view.base_offset, timestamp)?,
             };
             let start = floor
                 .map_or(view.base_offset, |o| Offset::new(o + 1))
-                .max(inner.log_start);
-            (view, start, bound)
-        };
-        let position = self.index.floor_position(view.base_offset, start_offset)?;
-        let Some(mut position) = self.skip_to(&view, position, start_offset)? else {
+                .max(log_start);
+            if let Some(found) = self.search_segment(&view, start, timestamp, bound)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first record at or after `timestamp` in `view`, from `start` and below `bound`.
+    fn search_segment(
+        &self,
+        view: &SegmentView,
+        start: Offset,
+        timestamp: i64,
+        bound: Offset,
+    ) -> Result<Option<TimestampOffset>> {
+        let position = self.index.floor_position(view.base_offset, start)?;
+        let Some(mut position) = self.skip_to(view, position, start)? else {
             return Ok(None);
         };
         while let Some(header) = view.header_at(position)? {
             if header.base_offset >= bound.get() {
                 return Ok(None);
             }
-            if header.max_timestamp >= timestamp {
-                return find_in_batch(&view, position, &header, timestamp);
+            if header.max_timestamp >= timestamp
+                && let Some(found) = find_in_batch(view, position, &header, timestamp)?
+            {
+                return Ok(Some(found));
             }
             position += header.total_size() as u64;
         }
@@ -223,6 +269,18 @@ fn read_batches(
         Some(header) if header.base_offset < bound.get() => header,
         _ => return Ok(Bytes::new()),
     };
+    if first.total_size() > available {
+        // The length field lies outside the CRC: a damaged one must not stall the reader.
+        let source = strom_record::Error::Truncated {
+            needed: first.total_size(),
+            available,
+        };
+        return Err(Error::CorruptLog {
+            path: view.path.to_path_buf(),
+            position,
+            source,
+        });
+    }
     let want = max_bytes.max(first.total_size()).min(available);
     let buf = view.read_at(position, want)?;
     let mut end = 0usize;
@@ -248,6 +306,12 @@ fn read_batches(
     let mut buf = buf;
     buf.truncate(end);
     Ok(Bytes::from(buf))
+}
+
+/// Base and last offset of the first batch in `bytes`.
+fn first_batch_offsets(bytes: &[u8]) -> Option<(i64, i64)> {
+    let header = BatchHeader::parse(bytes).ok()?;
+    Some((header.base_offset, header.last_offset()))
 }
 
 /// The offset after the last batch in `bytes`, which holds whole valid batches.

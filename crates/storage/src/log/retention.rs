@@ -39,7 +39,8 @@ impl PartitionLog {
         let now = self.clock.now_ms();
         if let Some(ms) = inner.config.retention_ms {
             let active = &inner.active;
-            let expired = !active.is_empty() && active.max_timestamp() < now.saturating_sub(ms);
+            let expired =
+                !active.is_empty() && active.retention_timestamp() < now.saturating_sub(ms);
             if expired && active.next_offset() <= inner.high_watermark {
                 self.roll(&mut inner)?;
             }
@@ -52,32 +53,43 @@ impl PartitionLog {
         if doomed.is_empty() {
             return Ok(outcome);
         }
+        // State first (new log start, entries gone), files second: a crash in between leaves
+        // files below the log start, which the loader deletes.
         let mut batch = WriteBatch::new();
+        let mut log_start = inner.log_start;
+        let mut segments = Vec::with_capacity(doomed.len());
         for (base, cause) in doomed {
-            let Some(segment) = inner.sealed.remove(&base) else {
+            let Some(segment) = inner.sealed.get(&base).cloned() else {
                 continue;
             };
-            // Move the log start first: a crash after this point leaves files the loader deletes.
-            let new_start = inner.log_start.max(segment.next_offset());
-            inner.log_start = new_start;
-            self.remove_segment_files(&mut batch, &segment)?;
+            log_start = log_start.max(segment.next_offset());
+            self.queue_segment_removal(&mut batch, &segment);
+            segments.push((segment, cause));
+        }
+        inner.epochs.truncate_from_start(log_start, &mut batch);
+        let mut checkpoint = inner.checkpoint();
+        checkpoint.log_start = log_start;
+        checkpoint.high_watermark = checkpoint.high_watermark.max(log_start);
+        checkpoint.recovery_point = checkpoint.recovery_point.max(log_start);
+        checkpoint.put(&mut batch, &self.prefix);
+        self.store.write(batch)?;
+        inner.log_start = log_start;
+        inner.high_watermark = checkpoint.high_watermark;
+        inner.recovery_point = checkpoint.recovery_point;
+        for (segment, cause) in segments {
+            super::truncate::remove_file(segment.path().as_path())?;
+            inner.sealed.remove(&segment.base_offset());
             info!(
                 partition = %self.tp,
-                base_offset = base.get(),
+                base_offset = segment.base_offset().get(),
                 size = segment.size(),
                 cause = ?cause,
-                log_start = new_start.get(),
+                log_start = log_start.get(),
                 "deleted segment by retention"
             );
-            outcome.deleted_segments.push(base);
+            outcome.deleted_segments.push(segment.base_offset());
             outcome.deleted_bytes += segment.size();
         }
-        let log_start = inner.log_start;
-        inner.epochs.truncate_from_start(log_start, &mut batch);
-        inner.high_watermark = inner.high_watermark.max(log_start);
-        inner.recovery_point = inner.recovery_point.max(log_start);
-        inner.checkpoint().put(&mut batch, &self.prefix);
-        self.store.write(batch)?;
         outcome.log_start_offset = log_start;
         Ok(outcome)
     }
@@ -97,7 +109,7 @@ fn doomed_segments(inner: &Inner, now_ms: i64) -> Vec<(Offset, Cause)> {
             Some(Cause::LogStart)
         } else if config
             .retention_ms
-            .is_some_and(|ms| segment.max_timestamp() < now_ms.saturating_sub(ms))
+            .is_some_and(|ms| segment.retention_timestamp() < now_ms.saturating_sub(ms))
         {
             Some(Cause::Time)
         } else if config

@@ -27,43 +27,26 @@ impl PartitionLog {
             self.reset_locked(&mut inner, offset)?;
             return Ok(offset);
         }
+        inner.generation += 1;
         let mut batch = WriteBatch::new();
         inner.active.drain_index(&self.index, &mut batch);
         self.store.write(batch)?;
-        // Make the segment holding `offset` the active one, deleting every later segment.
         if offset < inner.active.base_offset() {
             let Some((&base, _)) = inner.sealed.range(..=offset).next_back() else {
+                // No segment holds `offset`: the chain has a hole there; start afresh.
                 self.reset_locked(&mut inner, offset)?;
                 return Ok(offset);
             };
-            let later: Vec<Offset> = inner
-                .sealed
-                .range(base..)
-                .map(|(b, _)| *b)
-                .skip(1)
-                .collect();
-            let mut batch = WriteBatch::new();
-            for b in later {
-                if let Some(segment) = inner.sealed.remove(&b) {
-                    self.remove_segment_files(&mut batch, &segment)?;
-                }
-            }
-            let doomed_active = inner.active.view();
-            let segment = inner.sealed.remove(&base).ok_or(Error::MalformedState {
-                area: "segments",
-                reason: "segment vanished during truncation",
-            })?;
-            self.index
-                .delete_segment(&mut batch, doomed_active.base_offset, Offset::new(i64::MAX));
-            batch.delete(
-                Area::Segments,
-                key_i64(&self.prefix, doomed_active.base_offset.get()),
-            );
-            remove_file(doomed_active.path.as_path())?;
-            inner.active = reopen(segment)?;
-            self.store.write(batch)?;
+            self.drop_segments_after(&mut inner, base)?;
         }
         let new_end = self.cut_active(&mut inner, offset)?;
+        if new_end < inner.log_start {
+            // The log start was inside the batch that had to go (after DeleteRecords); the
+            // log cannot end before it starts, so it restarts empty at its start.
+            let start = inner.log_start;
+            self.reset_locked(&mut inner, start)?;
+            return Ok(start);
+        }
         let mut batch = WriteBatch::new();
         self.index.delete_offsets_from(&mut batch, new_end);
         self.index
@@ -84,6 +67,54 @@ impl PartitionLog {
         self.store.write(batch)?;
         info!(partition = %self.tp, requested = offset.get(), log_end = new_end.get(), "truncated log");
         Ok(new_end)
+    }
+
+    /// Makes the sealed segment at `base` the active one, deleting every segment after it.
+    ///
+    /// The state entries of the doomed segments are removed before their files, so a crash in
+    /// between leaves files without state (which recovery scans or drops), never state
+    /// describing files that are gone.
+    fn drop_segments_after(&self, inner: &mut Inner, base: Offset) -> Result<()> {
+        let later: Vec<SealedSegment> = inner
+            .sealed
+            .range(base..)
+            .skip(1)
+            .map(|(_, s)| s.clone())
+            .collect();
+        let active = inner.active.view();
+        let mut batch = WriteBatch::new();
+        for segment in &later {
+            self.index
+                .delete_segment(&mut batch, segment.base_offset(), segment.next_offset());
+            batch.delete(
+                Area::Segments,
+                key_i64(&self.prefix, segment.base_offset().get()),
+            );
+        }
+        self.index
+            .delete_segment(&mut batch, active.base_offset, Offset::new(i64::MAX));
+        batch.delete(
+            Area::Segments,
+            key_i64(&self.prefix, active.base_offset.get()),
+        );
+        self.store.write(batch)?;
+        let segment = inner
+            .sealed
+            .get(&base)
+            .cloned()
+            .ok_or(Error::MalformedState {
+                area: "segments",
+                reason: "segment vanished during truncation",
+            })?;
+        let reopened = reopen(segment)?;
+        for doomed in &later {
+            remove_file(doomed.path().as_path())?;
+            inner.sealed.remove(&doomed.base_offset());
+        }
+        remove_file(active.path.as_path())?;
+        inner.sealed.remove(&base);
+        inner.active = reopened;
+        Ok(())
     }
 
     /// Cuts the active segment before the batch containing `offset`; returns the new log end.
@@ -132,44 +163,45 @@ impl PartitionLog {
     }
 
     pub(super) fn reset_locked(&self, inner: &mut Inner, offset: Offset) -> Result<()> {
+        inner.generation += 1;
         let mut batch = WriteBatch::new();
-        let sealed = std::mem::take(&mut inner.sealed);
-        for segment in sealed.values() {
-            self.remove_segment_files(&mut batch, segment)?;
-        }
-        let old_active = inner.active.view();
-        inner.active = ActiveSegment::create(&self.dir, offset)?;
-        if old_active.base_offset != offset {
-            remove_file(old_active.path.as_path())?;
-        }
         self.index.delete_all(&mut batch);
         inner.epochs.clear(&mut batch);
         for area in [Area::Segments, Area::ProducerState] {
             batch.delete_range(area, self.prefix.clone(), prefix_end(&self.prefix));
         }
+        let checkpoint = crate::checkpoint::Checkpoint {
+            high_watermark: offset,
+            log_start: offset,
+            recovery_point: offset,
+        };
+        checkpoint.put(&mut batch, &self.prefix);
+        self.store.write(batch)?;
         inner.log_start = offset;
         inner.high_watermark = offset;
         inner.recovery_point = offset;
-        inner.checkpoint().put(&mut batch, &self.prefix);
-        self.store.write(batch)?;
+        let sealed = std::mem::take(&mut inner.sealed);
+        for segment in sealed.values() {
+            remove_file(segment.path().as_path())?;
+        }
+        let old_active = inner.active.view();
+        if old_active.base_offset != offset {
+            remove_file(old_active.path.as_path())?;
+        }
+        inner.active = ActiveSegment::create(&self.dir, offset)?;
+        sync_dir(&self.dir)?;
         info!(partition = %self.tp, offset = offset.get(), "reset log");
         Ok(())
     }
 
-    /// Deletes a sealed segment's file (rename to `.deleted`, then unlink) and queues removal of
-    /// its index entries and summary.
-    pub(super) fn remove_segment_files(
-        &self,
-        batch: &mut WriteBatch,
-        segment: &SealedSegment,
-    ) -> Result<()> {
+    /// Queues removal of a sealed segment's index entries and summary.
+    pub(super) fn queue_segment_removal(&self, batch: &mut WriteBatch, segment: &SealedSegment) {
         self.index
             .delete_segment(batch, segment.base_offset(), segment.next_offset());
         batch.delete(
             Area::Segments,
             key_i64(&self.prefix, segment.base_offset().get()),
         );
-        remove_file(segment.path().as_path())
     }
 }
 
@@ -188,6 +220,13 @@ fn reopen(segment: SealedSegment) -> Result<ActiveSegment> {
         segment.base_offset(),
         state,
     )
+}
+
+/// Fsyncs a directory, making file creations, renames and removals in it durable.
+pub(super) fn sync_dir(dir: &std::path::Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::io("fsync directory", dir))
 }
 
 /// Renames `path` to `<path>.deleted` and unlinks it; recovery removes leftovers of a crash

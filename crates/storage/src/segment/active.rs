@@ -146,6 +146,11 @@ impl ActiveSegment {
         &self.path
     }
 
+    /// The time retention ages this segment by (see [`SealedSegment::retention_timestamp`]).
+    pub(crate) fn retention_timestamp(&self) -> i64 {
+        super::sealed::retention_timestamp(self.max_timestamp, &self.file)
+    }
+
     /// Whether an append of `incoming` bytes at `now_ms` must go to a new segment.
     pub(crate) fn should_roll(
         &self,

@@ -71,6 +71,12 @@ impl SealedSegment {
         &self.path
     }
 
+    /// The time retention ages this segment by: its newest record's timestamp, or the file's
+    /// modification time when no record carries one.
+    pub(crate) fn retention_timestamp(&self) -> i64 {
+        retention_timestamp(self.max_timestamp, &self.file)
+    }
+
     /// A snapshot for readers.
     pub(crate) fn view(&self) -> SegmentView {
         SegmentView {
@@ -89,6 +95,19 @@ impl SealedSegment {
         out.extend_from_slice(&self.size.to_be_bytes());
         out
     }
+}
+
+/// `max_timestamp` if set, else the file's modification time in ms (or never, if unknown).
+pub(crate) fn retention_timestamp(max_timestamp: i64, file: &File) -> i64 {
+    if max_timestamp >= 0 {
+        return max_timestamp;
+    }
+    file.metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_millis()).ok())
+        .unwrap_or(i64::MAX)
 }
 
 /// A decoded segment summary.

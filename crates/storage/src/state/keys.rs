@@ -13,11 +13,19 @@ pub(crate) fn partition_prefix(tp: &TopicPartition) -> Vec<u8> {
     prefix
 }
 
-/// The smallest key greater than every key starting with `prefix` (prefixes here never end in 0xFF).
+/// The smallest key greater than every key starting with `prefix`.
+///
+/// Trailing 0xFF bytes are dropped before incrementing (a prefix may end in an encoded number).
+/// Every prefix here starts with a partition name, so it is never all 0xFF.
 pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
-    if let Some(last) = end.last_mut() {
-        *last += 1;
+    while end.last() == Some(&0xFF) {
+        end.pop();
+    }
+    match end.last_mut() {
+        Some(last) => *last += 1,
+        // Only an all-0xFF prefix gets here: no finite key bounds it, so use the longest one.
+        None => end = vec![0xFF; prefix.len() + 9],
     }
     end
 }
@@ -82,5 +90,16 @@ mod tests {
         assert!(!b.starts_with(&a));
         assert!(prefix_end(&a) > a);
         assert!(key_i64(&a, i64::MAX) < prefix_end(&a));
+    }
+
+    #[test]
+    fn prefix_end_handles_trailing_ff() {
+        // A segment base of 255 encodes with a final 0xFF byte.
+        let prefix = key_i64(b"t-0\x00", 255);
+        assert_eq!(prefix.last(), Some(&0xFF));
+        let end = prefix_end(&prefix);
+        assert!(end > prefix);
+        assert!(key_i64(&prefix, i64::MAX) < end);
+        assert!(key_i64(b"t-0\x00", 256) >= end);
     }
 }

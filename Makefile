@@ -2,7 +2,9 @@
 
 SHELL := /bin/bash
 CARGO ?= cargo
-# Benchmarks and the fuzz build use their own settings; tests use the default (debug) profile.
+# Every cargo command selects the whole workspace: selecting one package changes which
+# dependency features are unified, and that alone rebuilds RocksDB (15 minutes).
+# Tests use the debug profile, benchmarks the release one, the fuzz build its own target dir.
 FUZZ_TARGET_DIR ?= $(HOME)/.cache/strom/fuzz-target
 FUZZ_SECONDS ?= 60
 
@@ -38,11 +40,11 @@ lint: ## Clippy with warnings as errors
 
 .PHONY: bench-storage
 bench-storage: ## Storage benchmarks: append and sequential read of one partition
-	$(CARGO) bench -p strom-storage --bench partition_log
+	$(CARGO) bench --workspace --bench partition_log
 
 .PHONY: bench-record
 bench-record: ## Batch validation benchmark
-	$(CARGO) bench -p strom-record --bench validate
+	$(CARGO) bench --workspace --bench validate
 
 .PHONY: disk-baseline
 disk-baseline: ## Measure this disk's buffered sequential write bandwidth with fio (compare with bench-storage)

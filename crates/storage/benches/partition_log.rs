@@ -63,11 +63,34 @@ fn append_run(batch: &Bytes, fsync: bool) -> Duration {
     elapsed
 }
 
+/// Writes TOTAL_BYTES in 16 KiB `write` calls to a fresh file: the same I/O pattern as
+/// `append_run` with none of the log's work, measured under the same conditions.
+fn raw_write_run(batch: &Bytes) -> Duration {
+    use std::io::Write;
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let mut file = std::fs::File::create(dir.path().join("raw.log")).unwrap();
+    let count = TOTAL_BYTES / batch.len();
+    let start = Instant::now();
+    for _ in 0..count {
+        file.write_all(batch).unwrap();
+    }
+    start.elapsed()
+}
+
 fn bench_append(c: &mut Criterion) {
     let mut group = c.benchmark_group("append");
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(20));
+    {
+        let batch = batch(1024);
+        group.throughput(Throughput::Bytes(
+            (TOTAL_BYTES / batch.len() * batch.len()) as u64,
+        ));
+        group.bench_function("raw_file_write_baseline", |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| raw_write_run(&batch)).sum());
+        });
+    }
     for record_size in [1024usize, 100] {
         let batch = batch(record_size);
         let bytes = (TOTAL_BYTES / batch.len() * batch.len()) as u64;

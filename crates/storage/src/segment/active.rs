@@ -35,6 +35,8 @@ pub(crate) struct ActiveSegment {
     last_time_entry: i64,
     pending_offsets: Vec<OffsetEntry>,
     pending_times: Vec<TimeEntry>,
+    /// Where the file cursor is, if known; appends skip the seek when it is at `size`.
+    cursor: Option<u64>,
 }
 
 /// What [`ActiveSegment::open`] needs to know about a segment that already has data.
@@ -115,6 +117,7 @@ impl ActiveSegment {
             last_time_entry: state.last_time_entry,
             pending_offsets: Vec::new(),
             pending_times: Vec::new(),
+            cursor: None,
         }
     }
 
@@ -190,14 +193,22 @@ impl ActiveSegment {
             source: e,
         };
         let mut file: &File = &self.file;
-        // Readers use positional reads, so the cursor is only ever moved here.
-        file.seek(SeekFrom::Start(self.size))
-            .map_err(Error::io("seek segment", self.path.as_path()))?;
+        // Readers use positional reads and nothing else writes this file, so the cursor only
+        // moves here; it needs setting after an open, a truncation or a failed write.
+        if self.cursor != Some(self.size) {
+            file.seek(SeekFrom::Start(self.size))
+                .map_err(Error::io("seek segment", self.path.as_path()))?;
+            self.cursor = Some(self.size);
+        }
         let mut parts = &mut parts[..];
         let mut written = 0usize;
         while written < len {
             match file.write_vectored(parts) {
-                Ok(0) => return Err(io(std::io::ErrorKind::WriteZero.into())),
+                Ok(0) => {
+                    self.cursor = None;
+                    let _ = self.file.set_len(self.size);
+                    return Err(io(std::io::ErrorKind::WriteZero.into()));
+                }
                 Ok(n) => {
                     written += n;
                     IoSlice::advance_slices(&mut parts, n);
@@ -205,6 +216,7 @@ impl ActiveSegment {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     // Leave no partial batch behind: cut the file back to where this append began.
+                    self.cursor = None;
                     let _ = self.file.set_len(self.size);
                     return Err(io(e));
                 }
@@ -215,6 +227,7 @@ impl ActiveSegment {
             self.track_batch(position, header, index_interval);
         }
         self.size += len as u64;
+        self.cursor = Some(self.size);
         self.first_append_ms.get_or_insert(now_ms);
         Ok(())
     }

@@ -15,6 +15,19 @@ use strom_types::{LeaderEpoch, Offset};
 
 const TRIALS: u64 = 40;
 
+/// Flips bit `bit` of the byte at `position` in the file at `path`.
+fn flip_bit(path: &std::path::Path, position: u64, bit: u32) {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut byte = [0u8; 1];
+    file.read_exact_at(&mut byte, position).unwrap();
+    byte[0] ^= 1 << bit;
+    file.write_all_at(&byte, position).unwrap();
+}
+
 /// Writes batches numbered `batches` (the number sets the epoch) of 1–5 random-length values; returns every value in offset order.
 fn write_random(
     log: &strom_storage::PartitionLog,
@@ -130,16 +143,7 @@ fn flipped_bits_past_the_recovery_point_are_cut_off() {
             continue;
         }
         let position = rng.gen_range(0..len);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(victim)
-            .unwrap();
-        let mut byte = [0u8; 1];
-        file.read_exact_at(&mut byte, position).unwrap();
-        byte[0] ^= 1 << rng.gen_range(0..8);
-        file.write_all_at(&byte, position).unwrap();
-        drop(file);
+        flip_bit(victim, position, rng.gen_range(0..8));
         f.reopen_store();
         if assert_valid_prefix(&f, config, &written) < written.len() {
             lost_data += 1;
@@ -167,16 +171,7 @@ fn corruption_in_trusted_data_is_never_returned() {
     // Flip a bit inside the records of the first batch of the first segment: it lies below the
     // recovery point, so the loader trusts it, and the read path must catch it.
     let first = &f.segment_files()[0];
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(first)
-        .unwrap();
-    let mut byte = [0u8; 1];
-    file.read_exact_at(&mut byte, 70).unwrap();
-    byte[0] ^= 0x10;
-    file.write_all_at(&byte, 70).unwrap();
-    drop(file);
+    flip_bit(first, 70, 4);
     f.reopen_store();
     let log = f.open(config);
     assert!(matches!(

@@ -119,6 +119,13 @@ pub enum Error {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// An fsync of this partition failed; the log is out of service until the broker reopens
+    /// it (which recovers from the last durable point).
+    #[error("partition log {partition} is out of service after a failed fsync")]
+    Failed {
+        /// The partition, as `<topic>-<partition>`.
+        partition: String,
+    },
     /// The partition log has been deleted and can no longer be used.
     #[error("partition log {partition} has been deleted")]
     Deleted {

@@ -183,7 +183,11 @@ impl PartitionLog {
         if flush_due {
             // The append asked for durability, so it waits for it: fsync with the lock held.
             let plan = self.plan_flush(inner)?;
-            plan.execute(self.store.as_ref())?;
+            if let Err(e) = plan.execute(self.store.as_ref()) {
+                inner.failed = true;
+                tracing::error!(partition = %self.tp, error = %e, "fsync failed; the log is out of service");
+                return Err(e);
+            }
             self.commit_flush(inner, &plan)?;
         }
         Ok(info)

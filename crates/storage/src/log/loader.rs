@@ -269,6 +269,7 @@ pub(super) fn load(
         unflushed_records: 0,
         last_flush_ms: now_ms,
         deleted: false,
+        failed: false,
         generation: 0,
     };
     store.write(batch)?;

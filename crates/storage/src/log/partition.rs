@@ -65,6 +65,9 @@ pub(super) struct Inner {
     pub(super) unflushed_records: u64,
     pub(super) last_flush_ms: i64,
     pub(super) deleted: bool,
+    /// Set when an fsync failed: the kernel may have dropped the dirty pages it could not write,
+    /// so retrying could report success for lost data. The log refuses all further use.
+    pub(super) failed: bool,
     /// Bumped by every truncation or reset, so a flush that raced with one does not move the
     /// recovery point over bytes it did not fsync.
     pub(super) generation: u64,
@@ -135,13 +138,19 @@ impl PartitionLog {
 
     pub(super) fn lock(&self) -> Result<MutexGuard<'_, Inner>> {
         // A panic while holding the lock is a bug; the state it guards stays structurally valid
-        // (every mutation below is applied after its I/O succeeded), so keep serving.
+        // (segment chain and offsets change only after the I/O behind them succeeded), so keep
+        // serving.
         let guard = self
             .inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if guard.deleted {
             return Err(Error::Deleted {
+                partition: self.tp.dir_name(),
+            });
+        }
+        if guard.failed {
+            return Err(Error::Failed {
                 partition: self.tp.dir_name(),
             });
         }
@@ -239,6 +248,8 @@ impl PartitionLog {
             inner.epochs.truncate_from_start(offset, &mut batch);
             inner.checkpoint().put(&mut batch, &self.prefix);
             self.store.write(batch)?;
+            // The log start must never move back, even after a power loss.
+            self.store.sync()?;
         }
         Ok(inner.log_start)
     }
@@ -280,9 +291,22 @@ impl PartitionLog {
             let mut inner = self.lock()?;
             self.plan_flush(&mut inner)?
         };
-        plan.execute(self.store.as_ref())?;
+        if let Err(e) = plan.execute(self.store.as_ref()) {
+            self.fail(&e);
+            return Err(e);
+        }
         let mut inner = self.lock()?;
         self.commit_flush(&mut inner, &plan)
+    }
+
+    /// Takes the log out of service after a failed fsync.
+    fn fail(&self, error: &Error) {
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        inner.failed = true;
+        tracing::error!(partition = %self.tp, error = %error, "fsync failed; the log is out of service");
     }
 
     /// Persists pending index entries and lists the files a flush must fsync.

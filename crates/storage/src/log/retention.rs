@@ -73,6 +73,8 @@ impl PartitionLog {
         checkpoint.recovery_point = checkpoint.recovery_point.max(log_start);
         checkpoint.put(&mut batch, &self.prefix);
         self.store.write(batch)?;
+        // The log start must never move back, even after a power loss.
+        self.store.sync()?;
         inner.log_start = log_start;
         inner.high_watermark = checkpoint.high_watermark;
         inner.recovery_point = checkpoint.recovery_point;

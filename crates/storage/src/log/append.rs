@@ -184,8 +184,7 @@ impl PartitionLog {
             // The append asked for durability, so it waits for it: fsync with the lock held.
             let plan = self.plan_flush(inner)?;
             if let Err(e) = plan.execute(self.store.as_ref()) {
-                inner.failed = true;
-                tracing::error!(partition = %self.tp, error = %e, "fsync failed; the log is out of service");
+                self.fail_locked(inner, &e);
                 return Err(e);
             }
             self.commit_flush(inner, &plan)?;

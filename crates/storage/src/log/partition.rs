@@ -305,6 +305,11 @@ impl PartitionLog {
             .inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.fail_locked(&mut inner, error);
+    }
+
+    /// [`PartitionLog::fail`] for a caller already holding the lock.
+    pub(super) fn fail_locked(&self, inner: &mut Inner, error: &Error) {
         inner.failed = true;
         tracing::error!(partition = %self.tp, error = %error, "fsync failed; the log is out of service");
     }

@@ -113,16 +113,14 @@ impl PartitionLog {
         let Some(position) = self.skip_to(&plan.view, plan.position, from)? else {
             return Ok(None);
         };
-        let bytes = read_batches(&plan.view, position, max_bytes, plan.bound)?;
-        if let Some(first) = first_batch_offsets(&bytes)
-            && first.0 > from.get()
-        {
-            return Ok(None);
+        let batches = read_batches(&plan.view, position, max_bytes, plan.bound)?;
+        if let Some((first_base, next)) = batches.offsets {
+            if first_base > from.get() {
+                return Ok(None);
+            }
+            result.next_offset = Offset::new(next);
         }
-        if let Some(next) = last_batch_next_offset(&bytes) {
-            result.next_offset = next;
-        }
-        result.records = bytes;
+        result.records = batches.bytes;
         Ok(Some(result))
     }
 
@@ -263,11 +261,16 @@ fn read_batches(
     position: u64,
     max_bytes: usize,
     bound: Offset,
-) -> Result<Bytes> {
+) -> Result<ReadBatches> {
     let available = usize::try_from(view.size - position).unwrap_or(usize::MAX);
     let first = match view.header_at(position)? {
         Some(header) if header.base_offset < bound.get() => header,
-        _ => return Ok(Bytes::new()),
+        _ => {
+            return Ok(ReadBatches {
+                bytes: Bytes::new(),
+                offsets: None,
+            });
+        }
     };
     if first.total_size() > available {
         // The length field lies outside the CRC: a damaged one must not stall the reader.
@@ -284,6 +287,7 @@ fn read_batches(
     let want = max_bytes.max(first.total_size()).min(available);
     let buf = view.read_at(position, want)?;
     let mut end = 0usize;
+    let mut next = first.base_offset;
     while buf.len() - end >= LOG_OVERHEAD {
         let size = match peek_batch_size(&buf[end..]) {
             Some(Ok(size)) if end + size <= buf.len() => size,
@@ -292,7 +296,10 @@ fn read_batches(
         let batch = &buf[end..end + size];
         match validate_batch(batch) {
             Ok(header) if header.base_offset >= bound.get() => break,
-            Ok(_) => end += size,
+            Ok(header) => {
+                end += size;
+                next = header.next_offset();
+            }
             Err(source) if end == 0 => {
                 return Err(Error::CorruptLog {
                     path: view.path.to_path_buf(),
@@ -305,23 +312,17 @@ fn read_batches(
     }
     let mut buf = buf;
     buf.truncate(end);
-    Ok(Bytes::from(buf))
+    let offsets = (end > 0).then_some((first.base_offset, next));
+    Ok(ReadBatches {
+        bytes: Bytes::from(buf),
+        offsets,
+    })
 }
 
-/// Base and last offset of the first batch in `bytes`.
-fn first_batch_offsets(bytes: &[u8]) -> Option<(i64, i64)> {
-    let header = BatchHeader::parse(bytes).ok()?;
-    Some((header.base_offset, header.last_offset()))
-}
-
-/// The offset after the last batch in `bytes`, which holds whole valid batches.
-fn last_batch_next_offset(bytes: &[u8]) -> Option<Offset> {
-    let mut position = 0usize;
-    let mut next = None;
-    while position < bytes.len() {
-        let header = BatchHeader::parse(&bytes[position..]).ok()?;
-        next = Some(Offset::new(header.next_offset()));
-        position += header.total_size();
-    }
-    next
+/// Batches read by [`read_batches`].
+struct ReadBatches {
+    /// Whole, CRC-checked batches.
+    bytes: Bytes,
+    /// Base offset of the first batch and the offset after the last, if any was read.
+    offsets: Option<(i64, i64)>,
 }

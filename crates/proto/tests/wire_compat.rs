@@ -29,7 +29,10 @@ use strom_proto::{
 const WRITE_ENV: &str = "STROM_WRITE_GOLDEN";
 
 fn golden_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // Read at run time (cargo sets it for every test run), not baked in at compile time: a
+    // build directory shared by several clones may hand this binary to another checkout.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| ".".into());
+    PathBuf::from(manifest_dir)
         .join("tests/golden")
         .join(format!("{name}.bin"))
 }

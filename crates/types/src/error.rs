@@ -19,6 +19,12 @@ pub enum Error {
         /// The rejected value.
         value: i64,
     },
+    /// A topic id is not 32 lowercase hex digits.
+    #[error("invalid topic id {id:?}")]
+    InvalidTopicId {
+        /// The rejected id.
+        id: String,
+    },
     /// A partition directory name is not `<topic>-<partition>`.
     #[error("invalid partition directory name {name:?}")]
     InvalidPartitionDir {

@@ -10,7 +10,11 @@ use crate::{Error, Result};
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident($inner:ty), $what:literal, min = $min:expr) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default,
+            serde::Serialize, serde::Deserialize,
+        )]
+        #[serde(transparent)]
         pub struct $name($inner);
 
         impl $name {

@@ -7,9 +7,11 @@
 mod error;
 mod ids;
 mod topic;
+mod topic_id;
 
 pub use error::{Error, Result};
 pub use ids::{
     BrokerId, LeaderEpoch, Offset, PartitionId, ProducerEpoch, ProducerId, Sequence, Timestamp,
 };
 pub use topic::{MAX_TOPIC_NAME_LEN, TopicName, TopicPartition};
+pub use topic_id::TopicId;

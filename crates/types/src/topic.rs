@@ -9,8 +9,25 @@ use crate::{Error, PartitionId, Result};
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
 
 /// A validated topic name: 1 to 249 characters from `[a-zA-Z0-9._-]`, and not `.` or `..`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
 pub struct TopicName(String);
+
+impl TryFrom<String> for TopicName {
+    type Error = Error;
+
+    fn try_from(name: String) -> Result<Self> {
+        Self::new(name)
+    }
+}
+
+impl From<TopicName> for String {
+    fn from(name: TopicName) -> String {
+        name.0
+    }
+}
 
 impl TopicName {
     /// Validates a raw topic name.

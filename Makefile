@@ -23,7 +23,8 @@ release: ## Build the release binaries
 	$(CARGO) build --workspace --release
 
 .PHONY: test
-test: ## Run the whole test suite
+test: ## Run the whole test suite (multi-service tests run the service binaries, so build them first)
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 
 .PHONY: fmt

@@ -19,6 +19,7 @@ pub mod records;
 
 pub use error::{Error, Result};
 pub use keys::Keys;
+mod cluster;
 mod election;
 mod etcd;
 mod lease;
@@ -26,6 +27,7 @@ mod memory;
 mod store;
 mod watcher;
 
+pub use cluster::{ClusterMeta, Written};
 pub use election::{Election, Holder, Leadership};
 pub use etcd::{EtcdOptions, EtcdStore};
 pub use lease::LeaseKeeper;

@@ -19,7 +19,7 @@ pub enum Error {
         /// The rejected value.
         value: i64,
     },
-    /// A topic id is not 32 lowercase hex digits.
+    /// A topic id is not a canonical lowercase UUID.
     #[error("invalid topic id {id:?}")]
     InvalidTopicId {
         /// The rejected id.

@@ -6,7 +6,8 @@ use std::str::FromStr;
 
 use crate::{Error, Result};
 
-/// A topic's unique id, shown as 32 lowercase hex digits.
+/// A topic's unique id, shown as a UUID in its canonical form
+/// (`xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, lowercase hex), as the gRPC contracts carry it.
 ///
 /// A new id is drawn for every created topic, so state left behind by a deleted topic (local logs,
 /// committed offsets) never mixes with a new topic of the same name.
@@ -44,7 +45,16 @@ impl TopicId {
 
 impl fmt::Display for TopicId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", self.0)
+        let hex = format!("{:032x}", self.0);
+        write!(
+            f,
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        )
     }
 }
 
@@ -52,11 +62,16 @@ impl FromStr for TopicId {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        let valid = s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if !valid {
-            return Err(Error::InvalidTopicId { id: s.to_owned() });
+        let invalid = || Error::InvalidTopicId { id: s.to_owned() };
+        let groups: Vec<&str> = s.split('-').collect();
+        let lengths: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+        let hex_only = groups
+            .iter()
+            .all(|g| g.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+        if lengths != [8, 4, 4, 4, 12] || !hex_only {
+            return Err(invalid());
         }
-        u128::from_str_radix(s, 16)
+        u128::from_str_radix(&groups.concat(), 16)
             .map(Self)
             .map_err(|_| Error::InvalidTopicId { id: s.to_owned() })
     }
@@ -70,9 +85,12 @@ mod tests {
     fn ids_round_trip_through_their_text_form() {
         let id = TopicId::new(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
         let text = id.to_string();
-        assert_eq!(text, "0123456789abcdef0011223344556677");
+        assert_eq!(text, "01234567-89ab-cdef-0011-223344556677");
         assert_eq!(text.parse::<TopicId>().unwrap(), id);
-        assert_eq!(TopicId::new(1).to_string().len(), 32);
+        assert_eq!(
+            TopicId::new(1).to_string(),
+            "00000000-0000-0000-0000-000000000001"
+        );
     }
 
     #[test]

@@ -1,0 +1,138 @@
+//! [`BrokerConfig`]: everything `strom-broker` reads from its config layers.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use strom_server_kit::{EtcdConfig, HumanDuration, LoggingConfig, Validate};
+
+/// The broker's configuration: defaults < TOML file < `STROM_BROKER__*` env < `--set`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BrokerConfig {
+    /// This broker's id, unique in the cluster and stable across restarts.
+    pub id: i32,
+    /// The rack (or zone) this broker runs in; replicas of a partition spread over racks.
+    pub rack: Option<String>,
+    /// The cluster name: keys live under `/strom/<cluster>/` in etcd.
+    pub cluster: String,
+    /// The gRPC listen address.
+    pub listen: SocketAddr,
+    /// The `host:port` clients and other brokers use; defaults to `listen` when that is a
+    /// specific address, else `127.0.0.1:<port>`.
+    pub advertised_address: Option<String>,
+    /// Where partition logs (`logs/`) and local state (`state/`) live.
+    pub data_dir: PathBuf,
+    /// How to reach etcd.
+    pub etcd: EtcdConfig,
+    /// The registration lease TTL: how long a crashed broker keeps its leaderships.
+    pub lease_ttl: HumanDuration,
+    /// How often each watch re-lists its prefix as a safety net.
+    pub resync_interval: HumanDuration,
+    /// How long a forwarded admin call waits for the controller.
+    pub request_timeout: HumanDuration,
+    /// Logging.
+    pub logging: LoggingConfig,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            id: 1,
+            rack: None,
+            cluster: "strom".to_owned(),
+            listen: SocketAddr::from(([0, 0, 0, 0], 9092)),
+            advertised_address: None,
+            data_dir: PathBuf::from("/var/lib/strom"),
+            etcd: EtcdConfig::default(),
+            lease_ttl: HumanDuration(Duration::from_secs(5)),
+            resync_interval: HumanDuration(Duration::from_secs(30)),
+            request_timeout: HumanDuration(Duration::from_secs(30)),
+            logging: LoggingConfig::default(),
+        }
+    }
+}
+
+impl Validate for BrokerConfig {
+    fn validate(&self) -> strom_server_kit::Result<()> {
+        use strom_server_kit::Error;
+        if self.id < 0 {
+            return Err(Error::invalid("id", "must not be negative"));
+        }
+        let valid_cluster = !self.cluster.is_empty()
+            && self
+                .cluster
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid_cluster {
+            return Err(Error::invalid(
+                "cluster",
+                "use letters, digits, '-' and '_'",
+            ));
+        }
+        if self.rack.as_deref().is_some_and(str::is_empty) {
+            return Err(Error::invalid(
+                "rack",
+                "leave it out instead of setting it empty",
+            ));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(Error::invalid("data-dir", "must name a directory"));
+        }
+        self.etcd.validate().map_err(|e| e.nested("etcd"))?;
+        if self.lease_ttl.0 < Duration::from_secs(2) {
+            return Err(Error::invalid(
+                "lease-ttl",
+                "etcd grants leases of at least 2s",
+            ));
+        }
+        if self.resync_interval.0 < Duration::from_secs(1) {
+            return Err(Error::invalid("resync-interval", "must be at least 1s"));
+        }
+        if self.request_timeout.0.is_zero() {
+            return Err(Error::invalid("request-timeout", "must be positive"));
+        }
+        self.logging.validate().map_err(|e| e.nested("logging"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use strom_server_kit::{LoadOptions, load};
+
+    use super::*;
+
+    fn example() -> PathBuf {
+        // Read at run time: test binaries may be shared between checkouts.
+        let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+        PathBuf::from(manifest).join("../../config/broker.example.toml")
+    }
+
+    #[test]
+    fn the_example_file_loads_and_matches_the_defaults() {
+        let loaded: BrokerConfig =
+            load(&LoadOptions::new("STROM_BROKER").with_file(example())).unwrap();
+        assert_eq!(loaded, BrokerConfig::default());
+    }
+
+    #[test]
+    fn env_and_flags_override_the_file_and_bad_values_are_refused() {
+        let options = LoadOptions::new("STROM_BROKER")
+            .with_file(example())
+            .with_env([("STROM_BROKER__LEASE_TTL".to_owned(), "7s".to_owned())])
+            .with_override("id", "9");
+        let loaded: BrokerConfig = load(&options).unwrap();
+        assert_eq!(loaded.lease_ttl.0, Duration::from_secs(7));
+        assert_eq!(loaded.id, 9);
+        let short = LoadOptions::new("STROM_BROKER").with_override("lease-ttl", "1s");
+        assert!(
+            load::<BrokerConfig>(&short).is_err(),
+            "a lease shorter than etcd grants is refused"
+        );
+        let unknown = LoadOptions::new("STROM_BROKER").with_override("no-such-key", "1");
+        assert!(load::<BrokerConfig>(&unknown).is_err());
+    }
+}

@@ -1,0 +1,176 @@
+//! BrokerService: Metadata is answered from the watch cache. The data-plane calls are not
+//! served by this build yet and answer UNIMPLEMENTED.
+
+use std::pin::Pin;
+
+use strom_proto::broker::v1 as pb;
+use strom_proto::broker::v1::broker_service_server::BrokerService;
+use strom_proto::common::v1::{Broker, Error as PbError, ErrorCode};
+use strom_types::TopicName;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::metadata::{ClusterState, MetadataCache};
+
+/// The client-facing broker service.
+#[derive(Debug, Clone)]
+pub struct BrokerGrpc {
+    cluster: String,
+    cache: MetadataCache,
+}
+
+impl BrokerGrpc {
+    /// A service answering from `cache` for cluster `cluster`.
+    pub fn new(cluster: String, cache: MetadataCache) -> Self {
+        Self { cluster, cache }
+    }
+}
+
+/// Builds the Metadata answer from one snapshot.
+fn metadata_response(
+    cluster: &str,
+    state: &ClusterState,
+    request: &pb::MetadataRequest,
+) -> pb::MetadataResponse {
+    let brokers = state
+        .brokers
+        .iter()
+        .map(|(id, broker)| Broker {
+            broker_id: id.get(),
+            address: broker.registration.address.clone(),
+            rack: broker.registration.rack.clone().unwrap_or_default(),
+        })
+        .collect();
+    let names: Vec<String> = if request.all_topics {
+        state.topics.keys().map(ToString::to_string).collect()
+    } else {
+        request.topics.clone()
+    };
+    let topics = names
+        .into_iter()
+        .map(|name| topic_metadata(state, name))
+        .collect();
+    pb::MetadataResponse {
+        error: None,
+        cluster_id: cluster.to_owned(),
+        controller_id: state.controller.as_ref().map(|(record, _)| record.id),
+        brokers,
+        topics,
+    }
+}
+
+fn topic_metadata(state: &ClusterState, name: String) -> pb::TopicMetadata {
+    let unknown = |name: String| pb::TopicMetadata {
+        error: Some(PbError::new(
+            ErrorCode::UnknownTopicOrPartition,
+            format!("unknown topic {name:?}"),
+        )),
+        topic: name,
+        ..Default::default()
+    };
+    let Some(topic) = TopicName::new(name.as_str())
+        .ok()
+        .and_then(|n| state.topics.get(&n))
+    else {
+        return unknown(name);
+    };
+    let partitions = state
+        .topic_partitions(topic.id)
+        .map(|(partition, record)| {
+            let error = record.leader.is_none().then(|| {
+                PbError::new(
+                    ErrorCode::LeaderNotAvailable,
+                    "no in-sync replica is live; the partition is offline",
+                )
+            });
+            pb::PartitionMetadata {
+                partition: partition.get(),
+                error,
+                leader_id: record.leader.map(|b| b.get()),
+                leader_epoch: record.leader_epoch.get(),
+                replicas: record.replicas.iter().map(|b| b.get()).collect(),
+                isr: record.isr.iter().map(|b| b.get()).collect(),
+                offline_replicas: record
+                    .replicas
+                    .iter()
+                    .filter(|b| !state.brokers.contains_key(b))
+                    .map(|b| b.get())
+                    .collect(),
+            }
+        })
+        .collect();
+    pb::TopicMetadata {
+        topic: name,
+        topic_id: topic.id.to_string(),
+        error: None,
+        partitions,
+    }
+}
+
+fn not_served(call: &str) -> Status {
+    Status::unimplemented(format!("{call} is not served by this broker version"))
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl BrokerService for BrokerGrpc {
+    async fn produce(
+        &self,
+        _request: Request<pb::ProduceRequest>,
+    ) -> Result<Response<pb::ProduceResponse>, Status> {
+        Err(not_served("Produce"))
+    }
+
+    type ProduceStreamStream = BoxStream<pb::ProduceStreamResponse>;
+
+    async fn produce_stream(
+        &self,
+        _request: Request<Streaming<pb::ProduceStreamRequest>>,
+    ) -> Result<Response<Self::ProduceStreamStream>, Status> {
+        Err(not_served("ProduceStream"))
+    }
+
+    async fn fetch(
+        &self,
+        _request: Request<pb::FetchRequest>,
+    ) -> Result<Response<pb::FetchResponse>, Status> {
+        Err(not_served("Fetch"))
+    }
+
+    type FetchStreamStream = BoxStream<pb::FetchResponse>;
+
+    async fn fetch_stream(
+        &self,
+        _request: Request<pb::FetchRequest>,
+    ) -> Result<Response<Self::FetchStreamStream>, Status> {
+        Err(not_served("FetchStream"))
+    }
+
+    async fn list_offsets(
+        &self,
+        _request: Request<pb::ListOffsetsRequest>,
+    ) -> Result<Response<pb::ListOffsetsResponse>, Status> {
+        Err(not_served("ListOffsets"))
+    }
+
+    async fn metadata(
+        &self,
+        request: Request<pb::MetadataRequest>,
+    ) -> Result<Response<pb::MetadataResponse>, Status> {
+        let request = request.into_inner();
+        let state = self.cache.snapshot();
+        Ok(Response::new(metadata_response(
+            &self.cluster,
+            &state,
+            &request,
+        )))
+    }
+
+    async fn init_producer_id(
+        &self,
+        _request: Request<pb::InitProducerIdRequest>,
+    ) -> Result<Response<pb::InitProducerIdResponse>, Status> {
+        Err(not_served("InitProducerId"))
+    }
+}

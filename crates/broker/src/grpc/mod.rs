@@ -1,0 +1,7 @@
+//! The broker's gRPC services. Handlers convert, call the domain, and map the result.
+
+mod admin;
+mod broker;
+
+pub use admin::AdminForwarder;
+pub use broker::BrokerGrpc;

@@ -1,0 +1,150 @@
+//! Process wiring: open local state, load metadata, register, and serve until shutdown.
+//! Tests run brokers in-process or as processes through [`BoundBroker`] and the binary.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use strom_meta::records::BrokerRegistration;
+use strom_meta::{ClusterMeta, EtcdOptions, EtcdStore, Keys, MetaStore};
+use strom_proto::admin::v1::admin_service_server::AdminServiceServer;
+use strom_proto::broker::v1::broker_service_server::BrokerServiceServer;
+use strom_storage::{RocksStateStore, StateStore, SystemClock};
+use strom_types::BrokerId;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::info;
+
+use crate::config::BrokerConfig;
+use crate::grpc::{AdminForwarder, BrokerGrpc};
+use crate::metadata::MetadataSync;
+use crate::replicas::ReplicaManager;
+use crate::{Error, Result, registration};
+
+/// Connects to the etcd named in `config`.
+pub async fn connect_etcd(config: &BrokerConfig) -> Result<Arc<dyn MetaStore>> {
+    let options = EtcdOptions {
+        endpoints: config.etcd.endpoints.clone(),
+        connect_timeout: config.etcd.connect_timeout.0,
+        request_timeout: config.etcd.request_timeout.0,
+    };
+    Ok(Arc::new(EtcdStore::connect(&options).await?))
+}
+
+/// A broker whose port is bound, ready to serve.
+#[derive(Debug)]
+pub struct BoundBroker {
+    listener: TcpListener,
+    address: SocketAddr,
+    advertised: String,
+    config: BrokerConfig,
+    store: Arc<dyn MetaStore>,
+}
+
+impl BoundBroker {
+    /// Binds the listen address.
+    pub async fn bind(config: BrokerConfig, store: Arc<dyn MetaStore>) -> Result<Self> {
+        let bind_error = |e: std::io::Error| Error::Bind {
+            address: config.listen,
+            reason: e.to_string(),
+        };
+        let listener = TcpListener::bind(config.listen).await.map_err(bind_error)?;
+        let address = listener.local_addr().map_err(bind_error)?;
+        let advertised = match &config.advertised_address {
+            Some(advertised) => advertised.clone(),
+            None if address.ip().is_unspecified() => format!("127.0.0.1:{}", address.port()),
+            None => address.to_string(),
+        };
+        Ok(Self {
+            listener,
+            address,
+            advertised,
+            config,
+            store,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Serves until `shutdown`, then deregisters and closes every log.
+    pub async fn serve(self, shutdown: CancellationToken) -> Result<()> {
+        let id = BrokerId::try_new(self.config.id).map_err(|_| Error::NoController {
+            reason: "broker id must not be negative".to_owned(),
+        })?;
+        let state_store = open_state(&self.config.data_dir).await?;
+        let meta = ClusterMeta::new(self.store.clone(), Keys::new(&self.config.cluster));
+        let (sync, cache) =
+            MetadataSync::start(meta.clone(), self.config.resync_interval.0).await?;
+        let (epoch_tx, epoch_rx) = watch::channel(None);
+        let registration = BrokerRegistration {
+            id,
+            rack: self.config.rack.clone(),
+            address: self.advertised.clone(),
+            incarnation: format!("{:032x}", rand::random::<u128>()),
+        };
+        let manager = ReplicaManager::new(
+            id,
+            self.config.data_dir.join("logs"),
+            state_store,
+            Arc::new(SystemClock),
+        );
+        let tasks = TaskTracker::new();
+        let background = shutdown.child_token();
+        tasks.spawn(sync.run(background.clone()));
+        tasks.spawn(manager.run(cache.clone(), epoch_rx, background.clone()));
+        tasks.spawn(registration::run(
+            meta,
+            registration,
+            self.config.lease_ttl.0,
+            epoch_tx,
+            background.clone(),
+        ));
+        tasks.close();
+        info!(address = %self.address, advertised = %self.advertised, broker = id.get(), "broker listening");
+        let served = tonic::transport::Server::builder()
+            .add_service(BrokerServiceServer::new(BrokerGrpc::new(
+                self.config.cluster.clone(),
+                cache.clone(),
+            )))
+            .add_service(AdminServiceServer::new(AdminForwarder::new(
+                cache,
+                self.config.request_timeout.0,
+            )))
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(self.listener),
+                shutdown.cancelled(),
+            )
+            .await;
+        background.cancel();
+        tasks.wait().await;
+        info!(broker = id.get(), "broker stopped");
+        served.map_err(|e| Error::Serve {
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// Creates the data directories and opens the local state store.
+async fn open_state(data_dir: &Path) -> Result<Arc<dyn StateStore>> {
+    let data_dir = data_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let logs = data_dir.join("logs");
+        std::fs::create_dir_all(&logs).map_err(|source| Error::Io {
+            operation: "create",
+            path: logs,
+            source,
+        })?;
+        let store = RocksStateStore::open(data_dir.join("state"))?;
+        Ok(Arc::new(store) as Arc<dyn StateStore>)
+    })
+    .await
+    .map_err(|e| Error::TaskFailed {
+        reason: e.to_string(),
+    })?
+}

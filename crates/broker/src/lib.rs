@@ -3,7 +3,8 @@
 //! A broker registers under an etcd lease ([`registration`]), mirrors cluster metadata with
 //! watches ([`metadata`]), keeps one partition log per replica assigned to it and knows its
 //! role for each ([`replicas`]), answers Metadata from its cache and forwards admin calls to
-//! the active controller ([`grpc`]). [`server`] wires these into a process.
+//! the active controller ([`grpc`]), and replicates from leaders to followers
+//! ([`replication`]). [`server`] wires these into a process.
 
 pub mod config;
 mod error;
@@ -11,6 +12,7 @@ pub mod grpc;
 pub mod metadata;
 pub mod registration;
 pub mod replicas;
+pub mod replication;
 pub mod server;
 
 pub use error::{Error, Result};

@@ -4,15 +4,17 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
+use strom_meta::records::PartitionRecord;
 use strom_storage::{Clock, LogConfig, PartitionLog, StateStore};
-use strom_types::{BrokerId, LeaderEpoch, PartitionId, TopicId, TopicPartition};
+use strom_types::{BrokerId, LeaderEpoch, Offset, PartitionId, TopicId, TopicPartition};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::metadata::{ClusterState, MetadataCache};
+use crate::replication::{FetcherManager, LeaderProgress};
 use crate::{Error, Result};
 
 /// The file in each partition directory naming the topic id the log belongs to, so a log left
@@ -39,6 +41,24 @@ pub struct Replica {
     pub log: Arc<PartitionLog>,
     /// The role, as of the last metadata applied.
     pub role: Role,
+    /// The partition record the role was derived from.
+    pub record: PartitionRecord,
+    /// While leader: the log end offset when this leadership began, where the current leader
+    /// epoch starts in this log.
+    pub leader_start: Offset,
+    /// While leader: what the followers have fetched. Fresh for every role change.
+    pub progress: Arc<Mutex<LeaderProgress>>,
+}
+
+impl Replica {
+    /// Runs `f` on the follower progress (a short critical section, never held across awaits).
+    pub fn with_progress<T>(&self, f: impl FnOnce(&mut LeaderProgress) -> T) -> T {
+        let mut guard = self
+            .progress
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut guard)
+    }
 }
 
 /// The local replicas, shared with request handlers.
@@ -70,7 +90,8 @@ impl Replicas {
         (map.len(), leaders)
     }
 
-    fn snapshot(&self) -> BTreeMap<(TopicId, PartitionId), Replica> {
+    /// Every replica.
+    pub fn snapshot(&self) -> BTreeMap<(TopicId, PartitionId), Replica> {
         self.inner
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -124,7 +145,8 @@ impl ReplicaManager {
         self.replicas.clone()
     }
 
-    /// Follows metadata and registration changes until `shutdown`, then closes every log.
+    /// Follows metadata and registration changes until `shutdown` — opening and deleting logs,
+    /// setting roles and running the follower fetchers — then closes every log.
     pub async fn run(
         self,
         cache: MetadataCache,
@@ -132,6 +154,13 @@ impl ReplicaManager {
         shutdown: CancellationToken,
     ) {
         let mut changes = cache.changes();
+        let mut fetchers = FetcherManager::new(
+            self.me,
+            cache.clone(),
+            self.replicas.clone(),
+            epoch.clone(),
+            shutdown.child_token(),
+        );
         self.remove_leftovers().await;
         let mut first = true;
         loop {
@@ -140,6 +169,7 @@ impl ReplicaManager {
             if let Err(error) = self.reconcile(&state, registered, first).await {
                 warn!(%error, "could not bring local replicas in line with metadata; will retry");
             }
+            fetchers.update();
             first = false;
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -148,6 +178,7 @@ impl ReplicaManager {
                 () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
             }
         }
+        fetchers.stop().await;
         self.close_all().await;
     }
 
@@ -167,10 +198,8 @@ impl ReplicaManager {
                 }
                 _ => Role::Follower(record.leader_epoch),
             };
-            wanted.insert(
-                (*topic_id, *partition),
-                (TopicPartition::new(name.clone(), *partition), role),
-            );
+            let tp = TopicPartition::new(name.clone(), *partition);
+            wanted.insert((*topic_id, *partition), (tp, role, record.clone()));
         }
         let current = self.replicas.snapshot();
         for (key, replica) in &current {
@@ -181,31 +210,37 @@ impl ReplicaManager {
                 blocking(move || log.delete().map_err(Error::from)).await?;
             }
         }
-        for (key, (tp, role)) in wanted {
+        for (key, (tp, role, record)) in wanted {
             match current.get(&key) {
-                Some(existing) if existing.role == role => {}
-                Some(existing) => {
-                    info!(partition = %tp, ?role, "replica role changed");
+                Some(existing) if existing.role == role && existing.record == record => {}
+                Some(existing) if existing.role == role => {
                     self.replicas.insert(
                         key,
                         Replica {
-                            role,
+                            record,
                             ..existing.clone()
                         },
                     );
                 }
+                Some(existing) => {
+                    info!(partition = %tp, ?role, "replica role changed");
+                    let replica = fresh_role(existing.clone(), role, record)?;
+                    self.replicas.insert(key, replica);
+                }
                 None => {
                     let log = self.open(key.0, tp.clone()).await?;
                     info!(partition = %tp, ?role, "replica created");
-                    self.replicas.insert(
-                        key,
-                        Replica {
-                            topic_id: key.0,
-                            partition: tp,
-                            log,
-                            role,
-                        },
-                    );
+                    let replica = Replica {
+                        topic_id: key.0,
+                        partition: tp,
+                        log,
+                        role,
+                        record: record.clone(),
+                        leader_start: Offset::ZERO,
+                        progress: Arc::default(),
+                    };
+                    self.replicas
+                        .insert(key, fresh_role(replica, role, record)?);
                 }
             }
         }
@@ -311,6 +346,19 @@ impl ReplicaManager {
             }
         }
     }
+}
+
+/// A replica entering `role`: follower progress starts over, and a new leadership starts at
+/// the current log end.
+fn fresh_role(replica: Replica, role: Role, record: PartitionRecord) -> Result<Replica> {
+    let leader_start = replica.log.log_end_offset()?;
+    Ok(Replica {
+        role,
+        record,
+        leader_start,
+        progress: Arc::default(),
+        ..replica
+    })
 }
 
 fn delete_strays(

@@ -9,6 +9,7 @@ use strom_meta::records::BrokerRegistration;
 use strom_meta::{ClusterMeta, EtcdOptions, EtcdStore, Keys, MetaStore};
 use strom_proto::admin::v1::admin_service_server::AdminServiceServer;
 use strom_proto::broker::v1::broker_service_server::BrokerServiceServer;
+use strom_proto::replication::v1::replication_service_server::ReplicationServiceServer;
 use strom_storage::{RocksStateStore, StateStore, SystemClock};
 use strom_types::BrokerId;
 use tokio::net::TcpListener;
@@ -22,6 +23,7 @@ use crate::config::BrokerConfig;
 use crate::grpc::{AdminForwarder, BrokerGrpc};
 use crate::metadata::MetadataSync;
 use crate::replicas::ReplicaManager;
+use crate::replication::{IsrProposals, ReplicationGrpc, run_proposer};
 use crate::{Error, Result, registration};
 
 /// Connects to the etcd named in `config`.
@@ -94,10 +96,19 @@ impl BoundBroker {
             state_store,
             Arc::new(SystemClock),
         );
+        let replicas = manager.replicas();
+        let (proposals, proposal_queue) = IsrProposals::channel();
         let tasks = TaskTracker::new();
         let background = shutdown.child_token();
         tasks.spawn(sync.run(background.clone()));
-        tasks.spawn(manager.run(cache.clone(), epoch_rx, background.clone()));
+        tasks.spawn(manager.run(cache.clone(), epoch_rx.clone(), background.clone()));
+        tasks.spawn(run_proposer(
+            id,
+            proposal_queue,
+            cache.clone(),
+            epoch_rx,
+            background.clone(),
+        ));
         tasks.spawn(registration::run(
             meta,
             registration,
@@ -113,8 +124,11 @@ impl BoundBroker {
                 cache.clone(),
             )))
             .add_service(AdminServiceServer::new(AdminForwarder::new(
-                cache,
+                cache.clone(),
                 self.config.request_timeout.0,
+            )))
+            .add_service(ReplicationServiceServer::new(ReplicationGrpc::new(
+                id, cache, replicas, proposals,
             )))
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(self.listener),

@@ -1,6 +1,7 @@
 //! The control plane end to end on a real etcd: topic creation and placement over three
 //! brokers, Metadata agreement, leader failover after kill -9 of a broker, its return as a
-//! follower, admin errors, and an etcd restart.
+//! follower that catches up, rejoins the ISR and gets its preferred leaderships back, admin
+//! errors, and an etcd restart.
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod common;
@@ -175,6 +176,32 @@ async fn topics_placement_failover_and_admin_errors() {
         },
     )
     .await;
+
+    // It catches up, rejoins every ISR, and the preferred leaders come back.
+    let restored = wait_for(
+        Duration::from_secs(30),
+        "full ISRs and preferred leaders",
+        || async {
+            let view = placement(&brokers[0].metadata().await?, "orders")?;
+            view.iter()
+                .all(|p| p.4.len() == 3 && p.1 == p.3.first().copied())
+                .then_some(view)
+        },
+    )
+    .await;
+    let mut leads: BTreeMap<i32, usize> = BTreeMap::new();
+    for p in &restored {
+        *leads.entry(p.1.unwrap()).or_default() += 1;
+    }
+    assert_eq!(
+        leads.values().copied().collect::<Vec<_>>(),
+        [2, 2, 2],
+        "{leads:?}"
+    );
+    eprintln!(
+        "preferred leaders restored {:?} after the kill",
+        killed.elapsed()
+    );
 
     // Bad admin input gets the matching code and changes nothing.
     let long = "x".repeat(250);

@@ -39,6 +39,11 @@ fmt-check: ## Check formatting
 lint: ## Clippy with warnings as errors
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 
+.PHONY: bench-control-plane
+bench-control-plane: ## Failover and metadata-propagation timings against a real etcd (medians)
+	$(CARGO) build --workspace --bins
+	$(CARGO) bench --workspace --bench control_plane --profile dev
+
 .PHONY: bench-storage
 bench-storage: ## Storage benchmarks: append and sequential read of one partition
 	$(CARGO) bench --workspace --bench partition_log

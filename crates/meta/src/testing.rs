@@ -150,7 +150,7 @@ impl EtcdServer {
         // dropped, or when the test process dies for any reason. Unless told to keep it, it
         // then deletes the data directory, which a static server's `TempDir` never would.
         let script = r#"bin="$1"; dir="$2"; shift 2; "$bin" "$@" & pid=$!
-read -r cmd; kill "$pid"; wait "$pid"; [ "$cmd" = keep ] || rm -rf "$dir""#;
+read -r cmd; kill "$pid"; wait "$pid" 2>/dev/null; [ "$cmd" = keep ] || rm -rf "$dir""#;
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(script)

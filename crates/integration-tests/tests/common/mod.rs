@@ -1,5 +1,6 @@
-//! A test cluster: real etcd, in-process controllers, and broker processes (the real
-//! `strom-broker` binary, so a test can kill -9 one).
+//! A test cluster: real etcd, controllers in-process or as processes, and broker processes
+//! (the real `strom-broker` and `strom-controller` binaries, so a test can kill -9, SIGSTOP and
+//! SIGCONT them).
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::net::TcpListener;
@@ -10,9 +11,11 @@ use std::time::Duration;
 use strom_controller::config::ControllerConfig;
 use strom_controller::server::BoundController;
 use strom_meta::testing::EtcdServer;
+use strom_proto::admin::v1 as pb;
 use strom_proto::admin::v1::admin_service_client::AdminServiceClient;
 use strom_proto::broker::v1 as broker_pb;
 use strom_proto::broker::v1::broker_service_client::BrokerServiceClient;
+use strom_proto::common::v1::ErrorCode;
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -82,6 +85,15 @@ impl BrokerProc {
         self.child = Some(child);
     }
 
+    pub fn signal(&self, signal: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(Child::id)
+            .expect("the broker is running");
+        send_signal(pid, signal);
+    }
+
     pub async fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.start_kill().unwrap();
@@ -147,6 +159,106 @@ impl InProcController {
     }
 }
 
+fn spawn_controller(config: &std::path::Path) -> Child {
+    Command::new(binary("strom-controller"))
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// One `strom-controller` process.
+pub struct ControllerProc {
+    pub id: i32,
+    pub address: String,
+    config: PathBuf,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl ControllerProc {
+    /// Starts controller `id` of `cluster` against `etcd`.
+    pub fn spawn(id: i32, cluster: &str, etcd: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let address = format!("127.0.0.1:{}", free_port());
+        let config = format!(
+            "id = {id}\ncluster = \"{cluster}\"\nlisten = \"{address}\"\nlease-ttl = \"5s\"\n\
+             preferred-leader-interval = \"2s\"\n[etcd]\nendpoints = [\"{etcd}\"]\n\
+             [logging]\nlevel = \"warn\"\n"
+        );
+        let path = dir.path().join("controller.toml");
+        std::fs::write(&path, config).unwrap();
+        let child = spawn_controller(&path);
+        Self {
+            id,
+            address,
+            config: path,
+            child,
+            _dir: dir,
+        }
+    }
+
+    /// Starts the process again after [`ControllerProc::kill9`], with the same config.
+    pub fn respawn(&mut self) {
+        self.child = spawn_controller(&self.config);
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap()
+    }
+
+    pub fn signal(&self, signal: &str) {
+        send_signal(self.pid(), signal);
+    }
+
+    /// Waits for the process to exit; its exit code.
+    pub async fn wait(&mut self) -> Option<i32> {
+        tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .ok()?
+            .ok()?
+            .code()
+    }
+
+    pub async fn kill9(&mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+    }
+
+    pub async fn client(&self) -> Option<AdminServiceClient<tonic::transport::Channel>> {
+        AdminServiceClient::connect(format!("http://{}", self.address))
+            .await
+            .ok()
+    }
+
+    /// DescribeCluster on this controller: `Ok(epoch)` when it is active, `Err(code)` otherwise.
+    pub async fn describe(&self) -> Result<pb::DescribeClusterResponse, Option<ErrorCode>> {
+        let mut client = self.client().await.ok_or(None)?;
+        let call = client.describe_cluster(pb::DescribeClusterRequest {});
+        let response = tokio::time::timeout(Duration::from_secs(2), call)
+            .await
+            .map_err(|_| None)?
+            .map_err(|_| None)?
+            .into_inner();
+        match response.error {
+            None => Ok(response),
+            Some(error) => Err(ErrorCode::try_from(error.code).ok()),
+        }
+    }
+}
+
+/// Sends `signal` (e.g. "TERM", "STOP") to a process this test started.
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
 /// Polls until `check` returns `Some`, failing after `limit`.
 pub async fn wait_for<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
 where
@@ -187,4 +299,23 @@ pub fn placement(metadata: &broker_pb::MetadataResponse, topic: &str) -> Option<
             })
             .collect(),
     )
+}
+
+/// The index of the one active controller among `procs`, once exactly one is active and every
+/// other live one answers NOT_CONTROLLER.
+pub async fn single_active(procs: &[&ControllerProc]) -> Option<(usize, i64)> {
+    let mut active = None;
+    for (i, proc) in procs.iter().enumerate() {
+        match proc.describe().await {
+            Ok(response) => {
+                if active.is_some() {
+                    return None;
+                }
+                active = Some((i, response.controller?.controller_epoch));
+            }
+            Err(Some(ErrorCode::NotController)) => {}
+            Err(_) => return None,
+        }
+    }
+    active
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use strom_server_kit::{EtcdConfig, HumanDuration, LoggingConfig, Validate};
+use strom_server_kit::{EtcdConfig, HumanDuration, LoggingConfig, Membership, Validate};
 
 /// The broker's configuration: defaults < TOML file < `STROM_BROKER__*` env < `--set`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,20 +57,15 @@ impl Default for BrokerConfig {
 impl Validate for BrokerConfig {
     fn validate(&self) -> strom_server_kit::Result<()> {
         use strom_server_kit::Error;
-        if self.id < 0 {
-            return Err(Error::invalid("id", "must not be negative"));
-        }
-        let valid_cluster = !self.cluster.is_empty()
-            && self
-                .cluster
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !valid_cluster {
-            return Err(Error::invalid(
-                "cluster",
-                "use letters, digits, '-' and '_'",
-            ));
-        }
+        let membership = Membership {
+            id: self.id,
+            cluster: &self.cluster,
+            lease_ttl: self.lease_ttl.0,
+            resync_interval: self.resync_interval.0,
+            request_timeout: self.request_timeout.0,
+        };
+        membership.validate()?;
+        self.etcd.validate().map_err(|e| e.nested("etcd"))?;
         if self.rack.as_deref().is_some_and(str::is_empty) {
             return Err(Error::invalid(
                 "rack",
@@ -79,19 +74,6 @@ impl Validate for BrokerConfig {
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(Error::invalid("data-dir", "must name a directory"));
-        }
-        self.etcd.validate().map_err(|e| e.nested("etcd"))?;
-        if self.lease_ttl.0 < Duration::from_secs(2) {
-            return Err(Error::invalid(
-                "lease-ttl",
-                "etcd grants leases of at least 2s",
-            ));
-        }
-        if self.resync_interval.0 < Duration::from_secs(1) {
-            return Err(Error::invalid("resync-interval", "must be at least 1s"));
-        }
-        if self.request_timeout.0.is_zero() {
-            return Err(Error::invalid("request-timeout", "must be positive"));
         }
         self.logging.validate().map_err(|e| e.nested("logging"))
     }

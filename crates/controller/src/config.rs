@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use strom_server_kit::{EtcdConfig, HumanDuration, LoggingConfig, Validate};
+use strom_server_kit::{EtcdConfig, HumanDuration, LoggingConfig, Membership, Validate};
 
 use crate::TopicDefaults;
 use crate::shell::ShellSettings;
@@ -67,33 +67,15 @@ type KitResult<T> = strom_server_kit::Result<T>;
 impl Validate for ControllerConfig {
     fn validate(&self) -> KitResult<()> {
         use strom_server_kit::Error;
-        if self.id < 0 {
-            return Err(Error::invalid("id", "must not be negative"));
-        }
-        let valid_cluster = !self.cluster.is_empty()
-            && self
-                .cluster
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !valid_cluster {
-            return Err(Error::invalid(
-                "cluster",
-                "use letters, digits, '-' and '_'",
-            ));
-        }
+        let membership = Membership {
+            id: self.id,
+            cluster: &self.cluster,
+            lease_ttl: self.lease_ttl.0,
+            resync_interval: self.resync_interval.0,
+            request_timeout: self.request_timeout.0,
+        };
+        membership.validate()?;
         self.etcd.validate().map_err(|e| e.nested("etcd"))?;
-        if self.lease_ttl.0 < Duration::from_secs(2) {
-            return Err(Error::invalid(
-                "lease-ttl",
-                "etcd grants leases of at least 2s",
-            ));
-        }
-        if self.resync_interval.0 < Duration::from_secs(1) {
-            return Err(Error::invalid("resync-interval", "must be at least 1s"));
-        }
-        if self.request_timeout.0.is_zero() {
-            return Err(Error::invalid("request-timeout", "must be positive"));
-        }
         if self.default_partitions == 0 || self.default_partitions > crate::MAX_PARTITIONS_PER_TOPIC
         {
             return Err(Error::invalid(

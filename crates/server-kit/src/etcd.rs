@@ -56,6 +56,54 @@ impl Validate for EtcdConfig {
     }
 }
 
+/// The settings every service in a cluster has beside its `[etcd]` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Membership<'a> {
+    /// The service's id within its kind.
+    pub id: i32,
+    /// The cluster name (a key prefix in etcd).
+    pub cluster: &'a str,
+    /// The lease TTL the service registers or campaigns with.
+    pub lease_ttl: std::time::Duration,
+    /// How often watches re-list as a safety net.
+    pub resync_interval: std::time::Duration,
+    /// How long a request to another service may take.
+    pub request_timeout: std::time::Duration,
+}
+
+impl Validate for Membership<'_> {
+    fn validate(&self) -> Result<()> {
+        use std::time::Duration;
+        if self.id < 0 {
+            return Err(Error::invalid("id", "must not be negative"));
+        }
+        let valid_cluster = !self.cluster.is_empty()
+            && self
+                .cluster
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid_cluster {
+            return Err(Error::invalid(
+                "cluster",
+                "use letters, digits, '-' and '_'",
+            ));
+        }
+        if self.lease_ttl < Duration::from_secs(2) {
+            return Err(Error::invalid(
+                "lease-ttl",
+                "etcd grants leases of at least 2s",
+            ));
+        }
+        if self.resync_interval < Duration::from_secs(1) {
+            return Err(Error::invalid("resync-interval", "must be at least 1s"));
+        }
+        if self.request_timeout.is_zero() {
+            return Err(Error::invalid("request-timeout", "must be positive"));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +113,61 @@ mod tests {
             Err(Error::Invalid { field, .. }) => Some(field),
             _ => None,
         }
+    }
+
+    #[test]
+    fn membership_checks_name_their_field() {
+        let ok = Membership {
+            id: 1,
+            cluster: "prod-1",
+            lease_ttl: std::time::Duration::from_secs(5),
+            resync_interval: std::time::Duration::from_secs(30),
+            request_timeout: std::time::Duration::from_secs(10),
+        };
+        let field = |m: Membership<'_>| match m.validate() {
+            Err(Error::Invalid { field, .. }) => Some(field),
+            _ => None,
+        };
+        assert_eq!(field(ok), None);
+        assert_eq!(field(Membership { id: -1, ..ok }).as_deref(), Some("id"));
+        assert_eq!(
+            field(Membership {
+                cluster: "a/b",
+                ..ok
+            })
+            .as_deref(),
+            Some("cluster")
+        );
+        assert_eq!(
+            field(Membership { cluster: "", ..ok }).as_deref(),
+            Some("cluster")
+        );
+        let short = std::time::Duration::from_secs(1);
+        assert_eq!(
+            field(Membership {
+                lease_ttl: short,
+                ..ok
+            })
+            .as_deref(),
+            Some("lease-ttl")
+        );
+        let zero = std::time::Duration::ZERO;
+        assert_eq!(
+            field(Membership {
+                resync_interval: zero,
+                ..ok
+            })
+            .as_deref(),
+            Some("resync-interval")
+        );
+        assert_eq!(
+            field(Membership {
+                request_timeout: zero,
+                ..ok
+            })
+            .as_deref(),
+            Some("request-timeout")
+        );
     }
 
     #[test]

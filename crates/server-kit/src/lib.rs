@@ -25,7 +25,7 @@ mod units;
 pub use cli::{CHECK_CONFIG_FAILED, CommonArgs, Startup, check_config};
 pub use config::{LoadOptions, Validate, load, render};
 pub use error::{Error, Layer, Result, UnitError};
-pub use etcd::EtcdConfig;
+pub use etcd::{EtcdConfig, Membership};
 pub use logging::{LogFormat, LoggingConfig, init_tracing};
 pub use shutdown::{cancel_on_signal, drain, shutdown_token};
 pub use units::{ByteSize, HumanDuration};

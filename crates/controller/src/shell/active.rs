@@ -235,19 +235,23 @@ impl Active {
                 record,
                 ..
             } => {
-                let state = crate::PartitionState {
-                    record,
-                    mod_revision: revision,
-                };
                 self.mirror
-                    .view
-                    .partitions
-                    .insert((topic, partition), state);
+                    .set_partition((topic, partition), record, revision);
             }
             Action::DeleteOrphanPartitions { topic } => {
                 self.mirror.view.partitions.retain(|(t, _), _| *t != topic);
             }
         }
+    }
+
+    /// After a rejected write: the NOT_CONTROLLER error to answer with when another controller
+    /// has taken over, `None` when the view was merely stale.
+    pub(super) async fn superseded_error(&mut self) -> Option<crate::Error> {
+        self.check_still_active().await;
+        self.superseded.then_some(crate::Error::NotController {
+            active_id: None,
+            active_address: None,
+        })
     }
 
     /// After a rejected write: is it a stale view, or has another controller taken over?

@@ -86,14 +86,10 @@ impl Active {
 
     /// Explains a rejected creation: another controller took over, or the name got taken.
     async fn rejected_create(&mut self, name: TopicName) -> Error {
-        self.check_still_active().await;
-        if self.superseded {
-            return Error::NotController {
-                active_id: None,
-                active_address: None,
-            };
+        match self.superseded_error().await {
+            Some(error) => error,
+            None => Error::TopicAlreadyExists { topic: name },
         }
-        Error::TopicAlreadyExists { topic: name }
     }
 
     pub(super) async fn delete_topics(
@@ -135,12 +131,8 @@ impl Active {
                 Ok(topic.id)
             }
             Written::Rejected => {
-                self.check_still_active().await;
-                if self.superseded {
-                    return Err(Error::NotController {
-                        active_id: None,
-                        active_address: None,
-                    });
+                if let Some(error) = self.superseded_error().await {
+                    return Err(error);
                 }
                 Err(Error::Meta(strom_meta::Error::Unavailable {
                     operation: "delete topic",
@@ -355,7 +347,9 @@ impl Active {
                 Ok(())
             }
             Written::Rejected => {
-                self.check_still_active().await;
+                if let Some(error) = self.superseded_error().await {
+                    return Err(error);
+                }
                 Err(Error::Meta(strom_meta::Error::Unavailable {
                     operation: "alter configs",
                     reason: "the topic changed while its configs were being altered; retry"

@@ -133,23 +133,13 @@ impl Active {
             .await?
         {
             Written::Applied { revision } => {
-                let state = crate::PartitionState {
-                    record,
-                    mod_revision: revision,
-                };
                 self.mirror
-                    .view
-                    .partitions
-                    .insert((topic, partition), state);
+                    .set_partition((topic, partition), record, revision);
                 Ok(())
             }
             Written::Rejected => {
-                self.check_still_active().await;
-                if self.superseded {
-                    return Err(Error::NotController {
-                        active_id: None,
-                        active_address: None,
-                    });
+                if let Some(error) = self.superseded_error().await {
+                    return Err(error);
                 }
                 // The record changed under the proposal: refresh it so the answer carries the
                 // stored state, and the leader retries against it.
@@ -159,14 +149,8 @@ impl Active {
                     .await?
                     .ok_or_else(unknown)?;
                 let current = fresh.0.partition_epoch;
-                let state = crate::PartitionState {
-                    record: fresh.0,
-                    mod_revision: fresh.1,
-                };
                 self.mirror
-                    .view
-                    .partitions
-                    .insert((topic, partition), state);
+                    .set_partition((topic, partition), fresh.0, fresh.1);
                 Err(Error::InvalidUpdateVersion {
                     topic,
                     partition,

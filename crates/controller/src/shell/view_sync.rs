@@ -59,6 +59,20 @@ impl MirroredView {
             .collect()
     }
 
+    /// Records a partition as written at `revision`.
+    pub(crate) fn set_partition(
+        &mut self,
+        key: (TopicId, strom_types::PartitionId),
+        record: PartitionRecord,
+        revision: i64,
+    ) {
+        let state = PartitionState {
+            record,
+            mod_revision: revision,
+        };
+        self.view.partitions.insert(key, state);
+    }
+
     /// Applies changes under `topics/`.
     pub(crate) fn apply_topics(&mut self, changes: &[Change]) {
         for change in changes {

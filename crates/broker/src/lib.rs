@@ -7,6 +7,7 @@
 //! ([`replication`]). [`server`] wires these into a process.
 
 pub mod config;
+pub mod data;
 mod error;
 pub mod grpc;
 pub mod metadata;

@@ -48,9 +48,16 @@ pub struct Replica {
     pub leader_start: Offset,
     /// While leader: what the followers have fetched. Fresh for every role change.
     pub progress: Arc<Mutex<LeaderProgress>>,
+    /// Bumped after every append and high-watermark move, so long polls wake up.
+    pub activity: Arc<watch::Sender<u64>>,
 }
 
 impl Replica {
+    /// Wakes everyone waiting for new data or a higher high watermark.
+    pub fn signal_activity(&self) {
+        self.activity.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     /// Runs `f` on the follower progress (a short critical section, never held across awaits).
     pub fn with_progress<T>(&self, f: impl FnOnce(&mut LeaderProgress) -> T) -> T {
         let mut guard = self
@@ -238,6 +245,7 @@ impl ReplicaManager {
                         record: record.clone(),
                         leader_start: Offset::ZERO,
                         progress: Arc::default(),
+                        activity: Arc::new(watch::channel(0).0),
                     };
                     self.replicas
                         .insert(key, fresh_role(replica, role, record)?);

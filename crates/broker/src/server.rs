@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use tracing::info;
 
 use crate::config::BrokerConfig;
+use crate::data::Lookup;
 use crate::grpc::{AdminForwarder, BrokerGrpc};
 use crate::metadata::MetadataSync;
 use crate::replicas::ReplicaManager;
@@ -121,7 +122,11 @@ impl BoundBroker {
         let served = tonic::transport::Server::builder()
             .add_service(BrokerServiceServer::new(BrokerGrpc::new(
                 self.config.cluster.clone(),
-                cache.clone(),
+                Lookup {
+                    me: id,
+                    cache: cache.clone(),
+                    replicas: replicas.clone(),
+                },
             )))
             .add_service(AdminServiceServer::new(AdminForwarder::new(
                 cache.clone(),

@@ -1,5 +1,6 @@
-//! BrokerService: Metadata is answered from the watch cache. The data-plane calls are not
-//! served by this build yet and answer UNIMPLEMENTED.
+//! BrokerService: Metadata from the watch cache; Produce, Fetch and ListOffsets on the leader
+//! (see [`crate::data`]). The streaming forms and producer ids are not served by this version
+//! and answer UNIMPLEMENTED.
 
 use std::pin::Pin;
 
@@ -10,6 +11,7 @@ use strom_types::TopicName;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::data::{self, Lookup};
 use crate::metadata::{ClusterState, MetadataCache};
 
 /// The client-facing broker service.
@@ -17,12 +19,17 @@ use crate::metadata::{ClusterState, MetadataCache};
 pub struct BrokerGrpc {
     cluster: String,
     cache: MetadataCache,
+    lookup: Lookup,
 }
 
 impl BrokerGrpc {
     /// A service answering from `cache` for cluster `cluster`.
-    pub fn new(cluster: String, cache: MetadataCache) -> Self {
-        Self { cluster, cache }
+    pub fn new(cluster: String, lookup: Lookup) -> Self {
+        Self {
+            cluster,
+            cache: lookup.cache.clone(),
+            lookup,
+        }
     }
 }
 
@@ -117,9 +124,11 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'stati
 impl BrokerService for BrokerGrpc {
     async fn produce(
         &self,
-        _request: Request<pb::ProduceRequest>,
+        request: Request<pb::ProduceRequest>,
     ) -> Result<Response<pb::ProduceResponse>, Status> {
-        Err(not_served("Produce"))
+        Ok(Response::new(
+            data::produce(&self.lookup, request.into_inner()).await,
+        ))
     }
 
     type ProduceStreamStream = BoxStream<pb::ProduceStreamResponse>;
@@ -133,9 +142,11 @@ impl BrokerService for BrokerGrpc {
 
     async fn fetch(
         &self,
-        _request: Request<pb::FetchRequest>,
+        request: Request<pb::FetchRequest>,
     ) -> Result<Response<pb::FetchResponse>, Status> {
-        Err(not_served("Fetch"))
+        Ok(Response::new(
+            data::fetch(&self.lookup, &request.into_inner()).await,
+        ))
     }
 
     type FetchStreamStream = BoxStream<pb::FetchResponse>;
@@ -149,9 +160,11 @@ impl BrokerService for BrokerGrpc {
 
     async fn list_offsets(
         &self,
-        _request: Request<pb::ListOffsetsRequest>,
+        request: Request<pb::ListOffsetsRequest>,
     ) -> Result<Response<pb::ListOffsetsResponse>, Status> {
-        Err(not_served("ListOffsets"))
+        Ok(Response::new(
+            data::list_offsets(&self.lookup, &request.into_inner()).await,
+        ))
     }
 
     async fn metadata(

@@ -22,8 +22,6 @@ const DEFAULT_PARTITION_MAX_BYTES: usize = 1024 * 1024;
 const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
 /// The longest a follower fetch may wait for data.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(10);
-/// How often a waiting fetch looks for new data.
-const POLL: Duration = Duration::from_millis(20);
 
 /// The leader side of replication.
 #[derive(Debug, Clone)]
@@ -60,6 +58,28 @@ impl ReplicationGrpc {
             error: Some(PbError::new(code, message)),
             ..Default::default()
         }
+    }
+
+    /// Activity receivers of every requested partition this broker holds.
+    fn subscriptions(
+        &self,
+        request: &pb::FollowerFetchRequest,
+    ) -> Vec<tokio::sync::watch::Receiver<u64>> {
+        let mut receivers = Vec::new();
+        for topic in &request.topics {
+            let Ok(topic_id) = topic.topic_id.parse::<TopicId>() else {
+                continue;
+            };
+            for wanted in &topic.partitions {
+                let Ok(partition) = PartitionId::try_new(wanted.partition) else {
+                    continue;
+                };
+                if let Some(replica) = self.replicas.get(topic_id, partition) {
+                    receivers.push(replica.activity.subscribe());
+                }
+            }
+        }
+        receivers
     }
 
     /// One pass over the requested partitions. Returns the results and the bytes returned.
@@ -260,6 +280,7 @@ impl ReplicationGrpc {
             let log = replica.log.clone();
             let _ = tokio::task::spawn_blocking(move || log.update_high_watermark(high_watermark))
                 .await;
+            replica.signal_activity();
         }
         if joiner.is_some() {
             self.proposals
@@ -373,6 +394,8 @@ impl ReplicationService for ReplicationGrpc {
         let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
         let deadline = Instant::now() + wait;
         loop {
+            // Subscribe before reading, so an append between the read and the wait is not missed.
+            let mut activity = self.subscriptions(&request);
             let (topics, bytes) = self.fetch_once(&request, follower).await;
             let any_error = topics
                 .iter()
@@ -384,7 +407,7 @@ impl ReplicationService for ReplicationGrpc {
                     topics,
                 }));
             }
-            tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
+            crate::data::wait::any_activity(&mut activity, deadline).await;
         }
     }
 

@@ -1,0 +1,16 @@
+//! The client data plane on the leader: produce, fetch and offset lookups.
+//!
+//! Requests name topics; [`Lookup`] resolves them against the metadata cache and the local
+//! replicas, answering NOT_LEADER_OR_FOLLOWER (with the leader's address) or
+//! UNKNOWN_TOPIC_OR_PARTITION where this broker cannot serve them.
+
+mod fetch;
+mod lookup;
+mod offsets;
+mod produce;
+pub(crate) mod wait;
+
+pub use fetch::fetch;
+pub use lookup::Lookup;
+pub use offsets::list_offsets;
+pub use produce::produce;

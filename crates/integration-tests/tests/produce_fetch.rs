@@ -1,0 +1,288 @@
+//! Produce and fetch through the leader of an RF 3 partition on three brokers: acks=all
+//! completes once followers have the records, fetch returns them below the high watermark,
+//! they survive a kill -9 of the leader, and bad requests get their codes.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{BrokerProc, InProcController, wait_for};
+use strom_meta::testing::EtcdServer;
+use strom_proto::admin::v1 as admin;
+use strom_proto::broker::v1 as pb;
+use strom_proto::broker::v1::broker_service_client::BrokerServiceClient;
+use strom_proto::common::v1::ErrorCode;
+use strom_record::{BatchBuilder, Compression, batches, decode_records};
+
+const TOPIC: &str = "events";
+
+fn batch(values: &[&str]) -> bytes::Bytes {
+    let mut builder = BatchBuilder::new(Compression::Lz4);
+    for value in values {
+        builder
+            .append(1_700_000_000_000, None, Some(value.as_bytes()), &[])
+            .unwrap();
+    }
+    builder.build().unwrap()
+}
+
+fn produce_request(acks: i32, records: bytes::Bytes) -> pb::ProduceRequest {
+    pb::ProduceRequest {
+        acks,
+        timeout_ms: 10_000,
+        topics: vec![pb::ProduceTopic {
+            topic: TOPIC.to_owned(),
+            partitions: vec![pb::ProducePartition {
+                partition: 0,
+                records,
+            }],
+        }],
+    }
+}
+
+async fn client(broker: &BrokerProc) -> BrokerServiceClient<tonic::transport::Channel> {
+    BrokerServiceClient::connect(format!("http://{}", broker.address))
+        .await
+        .unwrap()
+}
+
+/// Every record value in `records`, in order.
+fn values(records: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    for item in batches(records) {
+        let (_, bytes) = item.unwrap();
+        for record in decode_records(bytes).unwrap() {
+            out.push(String::from_utf8(record.value.unwrap().to_vec()).unwrap());
+        }
+    }
+    out
+}
+
+async fn fetch_all(broker: &BrokerProc) -> pb::FetchPartitionResult {
+    let request = pb::FetchRequest {
+        max_wait_ms: 0,
+        min_bytes: 0,
+        max_bytes: 0,
+        topics: vec![pb::FetchTopic {
+            topic: TOPIC.to_owned(),
+            partitions: vec![pb::FetchPartition {
+                partition: 0,
+                fetch_offset: 0,
+                partition_max_bytes: 0,
+                current_leader_epoch: None,
+            }],
+        }],
+    };
+    let response = client(broker)
+        .await
+        .fetch(request)
+        .await
+        .unwrap()
+        .into_inner();
+    response.topics[0].partitions[0].clone()
+}
+
+/// The index in `brokers` of partition 0's leader, with full ISR when `full_isr`.
+async fn leader_of(brokers: &[BrokerProc], skip: Option<usize>, isr: usize) -> usize {
+    let witness = (0..brokers.len()).find(|i| Some(*i) != skip).unwrap();
+    wait_for(Duration::from_secs(20), "a leader", || async {
+        let metadata = brokers[witness].metadata().await?;
+        let p = &metadata
+            .topics
+            .iter()
+            .find(|t| t.topic == TOPIC)?
+            .partitions[0];
+        let leader = p.leader_id?;
+        let index = brokers.iter().position(|b| b.id == leader)?;
+        (Some(index) != skip && p.isr.len() >= isr).then_some(index)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_records_are_fetched_and_survive_the_leader() {
+    let Some(etcd) = EtcdServer::start().await else {
+        return;
+    };
+    let cluster = "produce-fetch";
+    let controller = InProcController::start(1, cluster, &etcd).await;
+    let mut brokers: Vec<BrokerProc> = (1..=3)
+        .map(|id| BrokerProc::spawn(id, cluster, &etcd.endpoint()))
+        .collect();
+    wait_for(Duration::from_secs(20), "three brokers", || async {
+        (brokers[0].metadata().await?.brokers.len() == 3).then_some(())
+    })
+    .await;
+    let create = admin::CreateTopicsRequest {
+        topics: vec![admin::NewTopic {
+            topic: TOPIC.to_owned(),
+            partitions: 1,
+            replication_factor: 3,
+            configs: [("min.insync.replicas".to_owned(), "2".to_owned())].into(),
+        }],
+        timeout_ms: 0,
+        validate_only: false,
+    };
+    let created = brokers[0]
+        .admin()
+        .await
+        .create_topics(create)
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(created.topics[0].error.is_none(), "{created:?}");
+    let leader = leader_of(&brokers, None, 3).await;
+
+    // acks=all: offsets come back once the ISR has the records.
+    let mut leader_client = client(&brokers[leader]).await;
+    let first = leader_client
+        .produce(produce_request(
+            pb::Acks::All as i32,
+            batch(&["a", "b", "c"]),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let result = &first.topics[0].partitions[0];
+    assert!(result.error.is_none(), "{first:?}");
+    assert_eq!(result.base_offset, Some(0));
+    let second = leader_client
+        .produce(produce_request(pb::Acks::Leader as i32, batch(&["d"])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.topics[0].partitions[0].base_offset, Some(3));
+    let fetched = wait_for(
+        Duration::from_secs(5),
+        "all four records below the high watermark",
+        || async {
+            let fetched = fetch_all(&brokers[leader]).await;
+            (fetched.high_watermark == 4).then_some(fetched)
+        },
+    )
+    .await;
+    assert_eq!(values(&fetched.records), ["a", "b", "c", "d"]);
+
+    // A follower refuses, naming the leader.
+    let follower = (leader + 1) % 3;
+    let refused = fetch_all(&brokers[follower]).await;
+    let error = refused.error.unwrap();
+    assert_eq!(error.code, ErrorCode::NotLeaderOrFollower as i32);
+    assert_eq!(error.leader.unwrap().leader_id, brokers[leader].id);
+
+    // Bad input: each gets its code and nothing is appended.
+    let bad_acks = leader_client
+        .produce(produce_request(7, batch(&["x"])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        bad_acks.error.map(|e| e.code),
+        Some(ErrorCode::InvalidRequiredAcks as i32)
+    );
+    let mut corrupt = batch(&["y"]).to_vec();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0xff;
+    let corrupted = leader_client
+        .produce(produce_request(pb::Acks::Leader as i32, corrupt.into()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        corrupted.topics[0].partitions[0]
+            .error
+            .as_ref()
+            .map(|e| e.code),
+        Some(ErrorCode::CorruptMessage as i32)
+    );
+    let mut unknown = produce_request(pb::Acks::Leader as i32, batch(&["z"]));
+    unknown.topics[0].topic = "no-such-topic".to_owned();
+    let unknown = leader_client.produce(unknown).await.unwrap().into_inner();
+    assert_eq!(
+        unknown.topics[0].partitions[0]
+            .error
+            .as_ref()
+            .map(|e| e.code),
+        Some(ErrorCode::UnknownTopicOrPartition as i32)
+    );
+    let negative = pb::FetchRequest {
+        max_wait_ms: 0,
+        min_bytes: 0,
+        max_bytes: -1,
+        topics: Vec::new(),
+    };
+    let negative = leader_client.fetch(negative).await.unwrap().into_inner();
+    assert_eq!(
+        negative.error.map(|e| e.code),
+        Some(ErrorCode::InvalidFetchSize as i32)
+    );
+    let mut past_end = pb::FetchRequest {
+        max_wait_ms: 0,
+        min_bytes: 0,
+        max_bytes: 0,
+        topics: Vec::new(),
+    };
+    past_end.topics.push(pb::FetchTopic {
+        topic: TOPIC.to_owned(),
+        partitions: vec![pb::FetchPartition {
+            partition: 0,
+            fetch_offset: 99,
+            partition_max_bytes: 0,
+            current_leader_epoch: None,
+        }],
+    });
+    let past_end = leader_client.fetch(past_end).await.unwrap().into_inner();
+    assert_eq!(
+        past_end.topics[0].partitions[0]
+            .error
+            .as_ref()
+            .map(|e| e.code),
+        Some(ErrorCode::OffsetOutOfRange as i32)
+    );
+    let offsets = pb::ListOffsetsRequest {
+        topics: vec![pb::ListOffsetsTopic {
+            topic: TOPIC.to_owned(),
+            partitions: vec![
+                pb::ListOffsetsPartition {
+                    partition: 0,
+                    spec: pb::OffsetSpec::Earliest as i32,
+                    timestamp_ms: 0,
+                    current_leader_epoch: None,
+                },
+                pb::ListOffsetsPartition {
+                    partition: 0,
+                    spec: pb::OffsetSpec::Latest as i32,
+                    timestamp_ms: 0,
+                    current_leader_epoch: None,
+                },
+            ],
+        }],
+    };
+    let offsets = leader_client
+        .list_offsets(offsets)
+        .await
+        .unwrap()
+        .into_inner();
+    let found: Vec<_> = offsets.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.offset)
+        .collect();
+    assert_eq!(found, [Some(0), Some(4)], "nothing bad was appended");
+
+    // kill -9 the leader: a new leader from the ISR serves every acknowledged record.
+    brokers[leader].kill9().await;
+    let next = leader_of(&brokers, Some(leader), 2).await;
+    let fetched = wait_for(
+        Duration::from_secs(10),
+        "the new leader to serve",
+        || async {
+            let fetched = fetch_all(&brokers[next]).await;
+            (fetched.error.is_none() && fetched.high_watermark == 4).then_some(fetched)
+        },
+    )
+    .await;
+    assert_eq!(values(&fetched.records), ["a", "b", "c", "d"]);
+    controller.stop().await;
+}

@@ -32,6 +32,8 @@ pub struct BrokerConfig {
     pub resync_interval: HumanDuration,
     /// How long a forwarded admin call waits for the controller.
     pub request_timeout: HumanDuration,
+    /// A follower that has not caught up with the leader for this long leaves the ISR.
+    pub replica_lag_time_max: HumanDuration,
     /// Logging.
     pub logging: LoggingConfig,
 }
@@ -49,6 +51,7 @@ impl Default for BrokerConfig {
             lease_ttl: HumanDuration(Duration::from_secs(5)),
             resync_interval: HumanDuration(Duration::from_secs(30)),
             request_timeout: HumanDuration(Duration::from_secs(30)),
+            replica_lag_time_max: HumanDuration(Duration::from_secs(10)),
             logging: LoggingConfig::default(),
         }
     }
@@ -70,6 +73,12 @@ impl Validate for BrokerConfig {
             return Err(Error::invalid(
                 "rack",
                 "leave it out instead of setting it empty",
+            ));
+        }
+        if self.replica_lag_time_max.0 < Duration::from_millis(100) {
+            return Err(Error::invalid(
+                "replica-lag-time-max",
+                "must be at least 100ms",
             ));
         }
         if self.data_dir.as_os_str().is_empty() {

@@ -24,7 +24,7 @@ use crate::data::Lookup;
 use crate::grpc::{AdminForwarder, BrokerGrpc};
 use crate::metadata::MetadataSync;
 use crate::replicas::ReplicaManager;
-use crate::replication::{IsrProposals, ReplicationGrpc, run_proposer};
+use crate::replication::{IsrProposals, ReplicationGrpc, run_lag_checker, run_proposer};
 use crate::{Error, Result, registration};
 
 /// Connects to the etcd named in `config`.
@@ -103,6 +103,14 @@ impl BoundBroker {
         let background = shutdown.child_token();
         tasks.spawn(sync.run(background.clone()));
         tasks.spawn(manager.run(cache.clone(), epoch_rx.clone(), background.clone()));
+        tasks.spawn(run_lag_checker(
+            id,
+            replicas.clone(),
+            cache.clone(),
+            proposals.clone(),
+            self.config.replica_lag_time_max.0,
+            background.clone(),
+        ));
         tasks.spawn(run_proposer(
             id,
             proposal_queue,

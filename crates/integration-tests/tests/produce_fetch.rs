@@ -286,3 +286,86 @@ async fn acknowledged_records_are_fetched_and_survive_the_leader() {
     assert_eq!(values(&fetched.records), ["a", "b", "c", "d"]);
     controller.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_follower_leaves_the_isr_and_rejoins() {
+    let Some(etcd) = EtcdServer::start().await else {
+        return;
+    };
+    let cluster = "isr-lag";
+    let controller = InProcController::start(1, cluster, &etcd).await;
+    let brokers: Vec<BrokerProc> = (1..=3)
+        .map(|id| BrokerProc::spawn(id, cluster, &etcd.endpoint()))
+        .collect();
+    wait_for(Duration::from_secs(20), "three brokers", || async {
+        (brokers[0].metadata().await?.brokers.len() == 3).then_some(())
+    })
+    .await;
+    let create = admin::CreateTopicsRequest {
+        topics: vec![admin::NewTopic {
+            topic: TOPIC.to_owned(),
+            partitions: 1,
+            replication_factor: 3,
+            configs: [("min.insync.replicas".to_owned(), "2".to_owned())].into(),
+        }],
+        timeout_ms: 0,
+        validate_only: false,
+    };
+    brokers[0]
+        .admin()
+        .await
+        .create_topics(create)
+        .await
+        .unwrap();
+    let leader = leader_of(&brokers, None, 3).await;
+    let stalled = (leader + 1) % 3;
+    let mut leader_client = client(&brokers[leader]).await;
+
+    // SIGSTOP one follower: it leaves the ISR after replica-lag-time-max (2 s), well before its
+    // 5 s lease would expire, and acks=all goes on with the other two.
+    brokers[stalled].signal("STOP");
+    let stalled_id = brokers[stalled].id;
+    let stopped = tokio::time::Instant::now();
+    wait_for(Duration::from_secs(10), "the ISR to shrink", || async {
+        let metadata = brokers[leader].metadata().await?;
+        let p = &metadata
+            .topics
+            .iter()
+            .find(|t| t.topic == TOPIC)?
+            .partitions[0];
+        (!p.isr.contains(&stalled_id) && metadata.brokers.iter().any(|b| b.broker_id == stalled_id))
+            .then_some(())
+    })
+    .await;
+    assert!(
+        stopped.elapsed() < Duration::from_secs(5),
+        "shrunk by lag, not by lease expiry"
+    );
+    let acked = leader_client
+        .produce(produce_request(
+            pb::Acks::All as i32,
+            batch(&["while-stalled"]),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(acked.topics[0].partitions[0].error.is_none(), "{acked:?}");
+
+    // Resumed, it catches up and rejoins.
+    brokers[stalled].signal("CONT");
+    wait_for(
+        Duration::from_secs(20),
+        "the follower to rejoin",
+        || async {
+            let metadata = brokers[leader].metadata().await?;
+            let p = &metadata
+                .topics
+                .iter()
+                .find(|t| t.topic == TOPIC)?
+                .partitions[0];
+            (p.isr.len() == 3).then_some(())
+        },
+    )
+    .await;
+    controller.stop().await;
+}

@@ -1,4 +1,4 @@
-//! ISR expansion proposals from a leader to the active controller, sent by one task so a burst
+//! ISR changes (expansions and lag shrinks) proposed by a leader to the active controller, sent by one task so a burst
 //! of fetches never becomes a burst of AlterPartition calls.
 
 use std::collections::BTreeMap;
@@ -46,15 +46,32 @@ impl IsrProposals {
 
     /// Proposes adding `follower` to the ISR of `replica`'s partition.
     pub fn propose_expansion(&self, replica: &Replica, follower: BrokerId, state: &ClusterState) {
+        let mut members = replica.record.isr.clone();
+        members.push(follower);
+        self.propose(replica, members, state);
+    }
+
+    /// Proposes removing `laggards` from the ISR of `replica`'s partition.
+    pub fn propose_shrink(&self, replica: &Replica, laggards: &[BrokerId], state: &ClusterState) {
+        let members = replica
+            .record
+            .isr
+            .iter()
+            .copied()
+            .filter(|m| !laggards.contains(m))
+            .collect();
+        self.propose(replica, members, state);
+    }
+
+    /// Proposes `members` as the ISR of `replica`'s partition (this broker must lead it).
+    fn propose(&self, replica: &Replica, members: Vec<BrokerId>, state: &ClusterState) {
         let crate::replicas::Role::Leader(leader_epoch) = replica.role else {
             return;
         };
         let leader_epoch = leader_epoch.get();
-        let mut members: Vec<BrokerId> = replica.record.isr.clone();
-        members.push(follower);
         let mut isr = Vec::with_capacity(members.len());
         for member in members {
-            // Every member is named with the registration it caught up under.
+            // Every member is named with its current registration.
             let Some(broker) = state.brokers.get(&member) else {
                 return;
             };
@@ -158,7 +175,7 @@ pub async fn run_proposer(
                     .or_else(|| response.topics.first()?.partitions.first()?.error.clone());
                 match error {
                     None => {
-                        info!(topic_id = %proposal.topic, partition = proposal.partition.get(), isr = ?proposal.isr.iter().map(|m| m.0.get()).collect::<Vec<_>>(), "ISR expanded")
+                        info!(topic_id = %proposal.topic, partition = proposal.partition.get(), isr = ?proposal.isr.iter().map(|m| m.0.get()).collect::<Vec<_>>(), "ISR changed")
                     }
                     Some(error) => {
                         debug!(topic_id = %proposal.topic, code = error.code, message = %error.message, "ISR proposal not applied")

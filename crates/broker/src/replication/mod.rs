@@ -5,14 +5,18 @@
 //!   followers that caught up for the ISR.
 //! - [`FetcherManager`] (follower side) runs one fetcher per source broker for every partition
 //!   followed from it, appending what it gets and truncating where the leader says to.
-//! - [`IsrProposals`] sends ISR expansions to the active controller from a single task.
+//! - [`IsrProposals`] sends ISR changes to the active controller from a single task: expansions
+//!   when followers catch up, and shrinks from [`run_lag_checker`] when they fall behind for
+//!   longer than `replica-lag-time-max`.
 
 mod fetcher;
 mod isr;
+mod lag;
 mod progress;
 mod service;
 
 pub use fetcher::FetcherManager;
 pub use isr::{IsrProposalQueue, IsrProposals, run_proposer};
+pub use lag::run_lag_checker;
 pub use progress::LeaderProgress;
 pub use service::ReplicationGrpc;

@@ -269,7 +269,13 @@ impl ReplicationGrpc {
     ) -> Offset {
         let isr = &replica.record.isr;
         let (high_watermark, joiner) = replica.with_progress(|progress| {
-            progress.record_fetch(follower, broker_epoch, fetch_offset);
+            progress.record_fetch(
+                follower,
+                broker_epoch,
+                fetch_offset,
+                log_end,
+                Instant::now(),
+            );
             let hw = progress.high_watermark(self.me, log_end, isr, current);
             let joiner = (!isr.contains(&follower))
                 .then(|| progress.eligible_for_isr(follower, hw, replica.leader_start))

@@ -271,6 +271,47 @@ async fn acknowledged_records_are_fetched_and_survive_the_leader() {
         .collect();
     assert_eq!(found, [Some(0), Some(4)], "nothing bad was appended");
 
+    // A FetchStream subscription delivers what is there, then new records as they arrive.
+    let subscribe = pb::FetchRequest {
+        max_wait_ms: 200,
+        min_bytes: 1,
+        max_bytes: 0,
+        topics: vec![pb::FetchTopic {
+            topic: TOPIC.to_owned(),
+            partitions: vec![pb::FetchPartition {
+                partition: 0,
+                fetch_offset: 0,
+                partition_max_bytes: 0,
+                current_leader_epoch: None,
+            }],
+        }],
+    };
+    let mut stream = leader_client
+        .fetch_stream(subscribe)
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.message().await.unwrap().unwrap();
+    assert_eq!(
+        values(&first.topics[0].partitions[0].records),
+        ["a", "b", "c", "d"]
+    );
+    leader_client
+        .produce(produce_request(pb::Acks::All as i32, batch(&["e"])))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while seen.is_empty() {
+        let next = tokio::time::timeout(Duration::from_secs(5), stream.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        seen = values(&next.topics[0].partitions[0].records);
+    }
+    assert_eq!(seen, ["e"]);
+    drop(stream);
+
     // kill -9 the leader: a new leader from the ISR serves every acknowledged record.
     brokers[leader].kill9().await;
     let next = leader_of(&brokers, Some(leader), 2).await;
@@ -279,11 +320,11 @@ async fn acknowledged_records_are_fetched_and_survive_the_leader() {
         "the new leader to serve",
         || async {
             let fetched = fetch_all(&brokers[next]).await;
-            (fetched.error.is_none() && fetched.high_watermark == 4).then_some(fetched)
+            (fetched.error.is_none() && fetched.high_watermark == 5).then_some(fetched)
         },
     )
     .await;
-    assert_eq!(values(&fetched.records), ["a", "b", "c", "d"]);
+    assert_eq!(values(&fetched.records), ["a", "b", "c", "d", "e"]);
     controller.stop().await;
 }
 

@@ -5,12 +5,14 @@
 //! UNKNOWN_TOPIC_OR_PARTITION where this broker cannot serve them.
 
 mod fetch;
+mod fetch_stream;
 mod lookup;
 mod offsets;
 mod produce;
 pub(crate) mod wait;
 
 pub use fetch::fetch;
+pub use fetch_stream::fetch_stream;
 pub use lookup::Lookup;
 pub use offsets::list_offsets;
 pub use produce::produce;

@@ -1,6 +1,6 @@
-//! BrokerService: Metadata from the watch cache; Produce, Fetch and ListOffsets on the leader
-//! (see [`crate::data`]). The streaming forms and producer ids are not served by this version
-//! and answer UNIMPLEMENTED.
+//! BrokerService: Metadata from the watch cache; Produce, Fetch, FetchStream and ListOffsets on
+//! the leader (see [`crate::data`]). ProduceStream and producer ids are not served by this
+//! version and answer UNIMPLEMENTED.
 
 use std::pin::Pin;
 
@@ -8,7 +8,7 @@ use strom_proto::broker::v1 as pb;
 use strom_proto::broker::v1::broker_service_server::BrokerService;
 use strom_proto::common::v1::{Broker, Error as PbError, ErrorCode};
 use strom_types::TopicName;
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::data::{self, Lookup};
@@ -153,9 +153,10 @@ impl BrokerService for BrokerGrpc {
 
     async fn fetch_stream(
         &self,
-        _request: Request<pb::FetchRequest>,
+        request: Request<pb::FetchRequest>,
     ) -> Result<Response<Self::FetchStreamStream>, Status> {
-        Err(not_served("FetchStream"))
+        let responses = data::fetch_stream(self.lookup.clone(), request.into_inner());
+        Ok(Response::new(Box::pin(responses.map(Ok))))
     }
 
     async fn list_offsets(

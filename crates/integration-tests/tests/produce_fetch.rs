@@ -95,7 +95,36 @@ async fn leader_of(brokers: &[BrokerProc], skip: Option<usize>, isr: usize) -> u
             .partitions[0];
         let leader = p.leader_id?;
         let index = brokers.iter().position(|b| b.id == leader)?;
-        (Some(index) != skip && p.isr.len() >= isr).then_some(index)
+        if Some(index) == skip || p.isr.len() < isr {
+            return None;
+        }
+        // The leader itself must have caught up with the metadata and serve the partition.
+        let latest = pb::ListOffsetsPartition {
+            partition: 0,
+            spec: pb::OffsetSpec::Latest as i32,
+            timestamp_ms: 0,
+            current_leader_epoch: None,
+        };
+        let request = pb::ListOffsetsRequest {
+            topics: vec![pb::ListOffsetsTopic {
+                topic: TOPIC.to_owned(),
+                partitions: vec![latest],
+            }],
+        };
+        let answer = client(&brokers[index])
+            .await
+            .list_offsets(request)
+            .await
+            .ok()?
+            .into_inner();
+        answer
+            .topics
+            .first()?
+            .partitions
+            .first()?
+            .error
+            .is_none()
+            .then_some(index)
     })
     .await
 }
@@ -361,6 +390,30 @@ async fn a_stalled_follower_leaves_the_isr_and_rejoins() {
     let leader = leader_of(&brokers, None, 3).await;
     let stalled = (leader + 1) % 3;
     let mut leader_client = client(&brokers[leader]).await;
+
+    // Pipelined produce: three requests on one stream, appended in order, answered by
+    // correlation id.
+    let requests: Vec<pb::ProduceStreamRequest> = (1..=3u64)
+        .map(|id| pb::ProduceStreamRequest {
+            correlation_id: id,
+            request: Some(produce_request(pb::Acks::All as i32, batch(&["p", "q"]))),
+        })
+        .collect();
+    let mut answers = leader_client
+        .produce_stream(tokio_stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut offsets = std::collections::BTreeMap::new();
+    while let Some(answer) = answers.message().await.unwrap() {
+        let result = &answer.response.unwrap().topics[0].partitions[0];
+        assert!(result.error.is_none(), "{result:?}");
+        offsets.insert(answer.correlation_id, result.base_offset.unwrap());
+    }
+    assert_eq!(
+        offsets.into_iter().collect::<Vec<_>>(),
+        [(1, 0), (2, 2), (3, 4)]
+    );
 
     // SIGSTOP one follower: it leaves the ISR after replica-lag-time-max (2 s), well before its
     // 5 s lease would expire, and acks=all goes on with the other two.

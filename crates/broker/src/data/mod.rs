@@ -9,10 +9,12 @@ mod fetch_stream;
 mod lookup;
 mod offsets;
 mod produce;
+mod produce_stream;
 pub(crate) mod wait;
 
 pub use fetch::fetch;
 pub use fetch_stream::fetch_stream;
 pub use lookup::Lookup;
 pub use offsets::list_offsets;
-pub use produce::produce;
+pub use produce::{Appended, append_all, complete, produce};
+pub use produce_stream::produce_stream;

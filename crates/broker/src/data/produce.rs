@@ -28,25 +28,45 @@ enum Acks {
 
 /// Serves one produce request.
 pub async fn produce(lookup: &Lookup, request: pb::ProduceRequest) -> pb::ProduceResponse {
+    complete(lookup, append_all(lookup, request).await).await
+}
+
+/// A produce request whose batches are appended and whose answer may still wait for
+/// replication (acks=all).
+#[derive(Debug)]
+pub struct Appended {
+    acks: Acks,
+    deadline: Instant,
+    response: pb::ProduceResponse,
+    /// (topic index, partition index, replica, last offset) of appends awaiting replication.
+    pending: Vec<(usize, usize, Replica, Offset)>,
+}
+
+/// Validates and appends every partition's batches, in request order. Pipelined callers append
+/// one request after another and complete them concurrently.
+pub async fn append_all(lookup: &Lookup, request: pb::ProduceRequest) -> Appended {
+    let deadline = Instant::now() + timeout_of(request.timeout_ms);
     let acks = match pb::Acks::try_from(request.acks) {
         Ok(pb::Acks::None) => Acks::None,
         Ok(pb::Acks::Leader) => Acks::Leader,
         Ok(pb::Acks::All | pb::Acks::Unspecified) => Acks::All,
         Err(_) => {
-            return pb::ProduceResponse {
-                error: Some(PbError::new(
-                    ErrorCode::InvalidRequiredAcks,
-                    format!("acks value {} is not 0, 1 or all", request.acks),
-                )),
+            let error = PbError::new(
+                ErrorCode::InvalidRequiredAcks,
+                format!("acks value {} is not 0, 1 or all", request.acks),
+            );
+            let response = pb::ProduceResponse {
+                error: Some(error),
                 topics: Vec::new(),
+            };
+            return Appended {
+                acks: Acks::Leader,
+                deadline,
+                response,
+                pending: Vec::new(),
             };
         }
     };
-    let timeout = match request.timeout_ms {
-        t if t <= 0 => DEFAULT_TIMEOUT,
-        t => Duration::from_millis(u64::try_from(t).unwrap_or(0)).min(MAX_TIMEOUT),
-    };
-    let deadline = Instant::now() + timeout;
     let mut topics = Vec::with_capacity(request.topics.len());
     let mut pending = Vec::new();
     for topic in request.topics {
@@ -72,9 +92,28 @@ pub async fn produce(lookup: &Lookup, request: pb::ProduceRequest) -> pb::Produc
             partitions,
         });
     }
+    Appended {
+        acks,
+        deadline,
+        response: pb::ProduceResponse {
+            error: None,
+            topics,
+        },
+        pending,
+    }
+}
+
+/// Waits for replication where acks=all asks for it and builds the answer.
+pub async fn complete(lookup: &Lookup, appended: Appended) -> pb::ProduceResponse {
+    let Appended {
+        acks,
+        deadline,
+        mut response,
+        pending,
+    } = appended;
     for (t, p, replica, last) in pending {
         if let Err(error) = await_replication(lookup, &replica, last, deadline).await {
-            let result = &mut topics[t].partitions[p];
+            let result = &mut response.topics[t].partitions[p];
             result.error = Some(error);
             result.base_offset = None;
             result.batch_base_offsets.clear();
@@ -82,14 +121,22 @@ pub async fn produce(lookup: &Lookup, request: pb::ProduceRequest) -> pb::Produc
     }
     if acks == Acks::None {
         // acks=0: the producer is told nothing, not even offsets.
-        for result in topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+        for result in response
+            .topics
+            .iter_mut()
+            .flat_map(|t| t.partitions.iter_mut())
+        {
             result.base_offset = None;
             result.batch_base_offsets.clear();
         }
     }
-    pb::ProduceResponse {
-        error: None,
-        topics,
+    response
+}
+
+fn timeout_of(timeout_ms: i32) -> Duration {
+    match timeout_ms {
+        t if t <= 0 => DEFAULT_TIMEOUT,
+        t => Duration::from_millis(u64::try_from(t).unwrap_or(0)).min(MAX_TIMEOUT),
     }
 }
 

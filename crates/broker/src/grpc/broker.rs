@@ -1,6 +1,6 @@
-//! BrokerService: Metadata from the watch cache; Produce, Fetch, FetchStream and ListOffsets on
-//! the leader (see [`crate::data`]). ProduceStream and producer ids are not served by this
-//! version and answer UNIMPLEMENTED.
+//! BrokerService: Metadata from the watch cache; Produce, ProduceStream, Fetch, FetchStream and
+//! ListOffsets on the leader (see [`crate::data`]). Producer ids are not served by this version
+//! and answer UNIMPLEMENTED.
 
 use std::pin::Pin;
 
@@ -135,9 +135,10 @@ impl BrokerService for BrokerGrpc {
 
     async fn produce_stream(
         &self,
-        _request: Request<Streaming<pb::ProduceStreamRequest>>,
+        request: Request<Streaming<pb::ProduceStreamRequest>>,
     ) -> Result<Response<Self::ProduceStreamStream>, Status> {
-        Err(not_served("ProduceStream"))
+        let answers = data::produce_stream(self.lookup.clone(), request.into_inner());
+        Ok(Response::new(Box::pin(answers.map(Ok))))
     }
 
     async fn fetch(

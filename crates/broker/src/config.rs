@@ -34,6 +34,8 @@ pub struct BrokerConfig {
     pub request_timeout: HumanDuration,
     /// A follower that has not caught up with the leader for this long leaves the ISR.
     pub replica_lag_time_max: HumanDuration,
+    /// How often each log's retention (`retention.ms`, `retention.bytes`) is applied.
+    pub log_retention_check_interval: HumanDuration,
     /// Logging.
     pub logging: LoggingConfig,
 }
@@ -52,6 +54,7 @@ impl Default for BrokerConfig {
             resync_interval: HumanDuration(Duration::from_secs(30)),
             request_timeout: HumanDuration(Duration::from_secs(30)),
             replica_lag_time_max: HumanDuration(Duration::from_secs(10)),
+            log_retention_check_interval: HumanDuration(Duration::from_secs(30)),
             logging: LoggingConfig::default(),
         }
     }
@@ -79,6 +82,12 @@ impl Validate for BrokerConfig {
             return Err(Error::invalid(
                 "replica-lag-time-max",
                 "must be at least 100ms",
+            ));
+        }
+        if self.log_retention_check_interval.0 < Duration::from_secs(1) {
+            return Err(Error::invalid(
+                "log-retention-check-interval",
+                "must be at least 1s",
             ));
         }
         if self.data_dir.as_os_str().is_empty() {

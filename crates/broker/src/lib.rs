@@ -10,6 +10,7 @@ pub mod config;
 pub mod data;
 mod error;
 pub mod grpc;
+pub mod maintenance;
 pub mod metadata;
 pub mod registration;
 pub mod replicas;

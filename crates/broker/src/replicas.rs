@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use strom_meta::records::PartitionRecord;
 use strom_storage::{Clock, LogConfig, PartitionLog, StateStore};
+use strom_topic_config::{LogSettings, log_settings};
 use strom_types::{BrokerId, LeaderEpoch, Offset, PartitionId, TopicId, TopicPartition};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -50,6 +51,8 @@ pub struct Replica {
     pub progress: Arc<Mutex<LeaderProgress>>,
     /// Bumped after every append and high-watermark move, so long polls wake up.
     pub activity: Arc<watch::Sender<u64>>,
+    /// The topic's log settings the log was last configured with.
+    pub settings: LogSettings,
 }
 
 impl Replica {
@@ -206,7 +209,15 @@ impl ReplicaManager {
                 _ => Role::Follower(record.leader_epoch),
             };
             let tp = TopicPartition::new(name.clone(), *partition);
-            wanted.insert((*topic_id, *partition), (tp, role, record.clone()));
+            let settings = state
+                .topics
+                .get(name)
+                .map(|t| log_settings(&t.configs))
+                .unwrap_or_else(|| log_settings(&BTreeMap::new()));
+            wanted.insert(
+                (*topic_id, *partition),
+                (tp, role, record.clone(), settings),
+            );
         }
         let current = self.replicas.snapshot();
         for (key, replica) in &current {
@@ -217,25 +228,30 @@ impl ReplicaManager {
                 blocking(move || log.delete().map_err(Error::from)).await?;
             }
         }
-        for (key, (tp, role, record)) in wanted {
-            match current.get(&key) {
+        for (key, (tp, role, record, settings)) in wanted {
+            let mut existing = current.get(&key).cloned();
+            if let Some(replica) = existing.as_mut()
+                && replica.settings != settings
+            {
+                let log = Arc::clone(&replica.log);
+                blocking(move || log.set_config(log_config(&settings)).map_err(Error::from))
+                    .await?;
+                info!(partition = %tp, "topic configs changed; log reconfigured");
+                replica.settings = settings;
+                self.replicas.insert(key, replica.clone());
+            }
+            match existing {
                 Some(existing) if existing.role == role && existing.record == record => {}
                 Some(existing) if existing.role == role => {
-                    self.replicas.insert(
-                        key,
-                        Replica {
-                            record,
-                            ..existing.clone()
-                        },
-                    );
+                    self.replicas.insert(key, Replica { record, ..existing });
                 }
                 Some(existing) => {
                     info!(partition = %tp, ?role, "replica role changed");
-                    let replica = fresh_role(existing.clone(), role, record)?;
+                    let replica = fresh_role(existing, role, record)?;
                     self.replicas.insert(key, replica);
                 }
                 None => {
-                    let log = self.open(key.0, tp.clone()).await?;
+                    let log = self.open(key.0, tp.clone(), log_config(&settings)).await?;
                     info!(partition = %tp, ?role, "replica created");
                     let replica = Replica {
                         topic_id: key.0,
@@ -246,6 +262,7 @@ impl ReplicaManager {
                         leader_start: Offset::ZERO,
                         progress: Arc::default(),
                         activity: Arc::new(watch::channel(0).0),
+                        settings,
                     };
                     self.replicas
                         .insert(key, fresh_role(replica, role, record)?);
@@ -259,7 +276,12 @@ impl ReplicaManager {
     }
 
     /// Opens (creating if needed) the log of `tp`, replacing a log left by another topic id.
-    async fn open(&self, topic_id: TopicId, tp: TopicPartition) -> Result<Arc<PartitionLog>> {
+    async fn open(
+        &self,
+        topic_id: TopicId,
+        tp: TopicPartition,
+        config: LogConfig,
+    ) -> Result<Arc<PartitionLog>> {
         let (dir, store, clock) = (
             self.logs_dir.clone(),
             self.state_store.clone(),
@@ -285,7 +307,7 @@ impl ReplicaManager {
                 )?;
                 old.delete()?;
             }
-            let log = PartitionLog::open(&dir, tp, LogConfig::default(), store, clock)?;
+            let log = PartitionLog::open(&dir, tp, config, store, clock)?;
             std::fs::write(&marker, format!("{topic_id}\n")).map_err(|source| Error::Io {
                 operation: "write",
                 path: marker,
@@ -353,6 +375,20 @@ impl ReplicaManager {
                 warn!(partition = %replica.partition, %error, "could not close a partition log cleanly");
             }
         }
+    }
+}
+
+/// The storage config for a topic's log settings.
+pub fn log_config(settings: &LogSettings) -> LogConfig {
+    LogConfig {
+        segment_bytes: settings.segment_bytes,
+        segment_ms: settings.segment_ms,
+        retention_ms: settings.retention_ms,
+        retention_bytes: settings.retention_bytes,
+        index_interval_bytes: settings.index_interval_bytes,
+        max_batch_bytes: settings.max_message_bytes,
+        flush_messages: settings.flush_messages,
+        flush_ms: settings.flush_ms,
     }
 }
 

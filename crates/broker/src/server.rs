@@ -22,6 +22,7 @@ use tracing::info;
 use crate::config::BrokerConfig;
 use crate::data::Lookup;
 use crate::grpc::{AdminForwarder, BrokerGrpc};
+use crate::maintenance::run_log_maintenance;
 use crate::metadata::MetadataSync;
 use crate::replicas::ReplicaManager;
 use crate::replication::{IsrProposals, ReplicationGrpc, run_lag_checker, run_proposer};
@@ -103,6 +104,11 @@ impl BoundBroker {
         let background = shutdown.child_token();
         tasks.spawn(sync.run(background.clone()));
         tasks.spawn(manager.run(cache.clone(), epoch_rx.clone(), background.clone()));
+        tasks.spawn(run_log_maintenance(
+            replicas.clone(),
+            self.config.log_retention_check_interval.0,
+            background.clone(),
+        ));
         tasks.spawn(run_lag_checker(
             id,
             replicas.clone(),

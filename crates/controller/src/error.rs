@@ -273,6 +273,31 @@ fn meta_code(error: &strom_meta::Error) -> ErrorCode {
     }
 }
 
+impl From<strom_topic_config::Error> for Error {
+    fn from(error: strom_topic_config::Error) -> Self {
+        use strom_topic_config::Error as E;
+        match error {
+            E::InvalidConfig {
+                name,
+                value,
+                reason,
+            } => Error::InvalidConfig {
+                name,
+                value,
+                reason,
+            },
+            E::MinInsyncReplicasAboveReplicationFactor {
+                min_insync_replicas,
+                replication_factor,
+            } => Error::MinInsyncReplicasAboveReplicationFactor {
+                min_insync_replicas,
+                replication_factor,
+            },
+            E::UnknownConfig { name } => Error::UnknownConfig { name },
+        }
+    }
+}
+
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

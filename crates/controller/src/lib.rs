@@ -21,7 +21,7 @@ mod placement;
 mod reducer;
 pub mod server;
 pub mod shell;
-pub mod topic_config;
+pub use strom_topic_config as topic_config;
 mod view;
 
 pub use alter_partition::{AlterPartitionProposal, IsrMember, alter_partition};

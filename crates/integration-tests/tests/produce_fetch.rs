@@ -463,3 +463,107 @@ async fn a_stalled_follower_leaves_the_isr_and_rejoins() {
     .await;
     controller.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_configs_shape_the_log() {
+    let Some(etcd) = EtcdServer::start().await else {
+        return;
+    };
+    let cluster = "topic-configs";
+    let controller = InProcController::start(1, cluster, &etcd).await;
+    let brokers = vec![BrokerProc::spawn(1, cluster, &etcd.endpoint())];
+    wait_for(Duration::from_secs(20), "the broker", || async {
+        (brokers[0].metadata().await?.brokers.len() == 1).then_some(())
+    })
+    .await;
+    let configs = [
+        ("segment.bytes", "1024"),
+        ("retention.bytes", "2048"),
+        ("max.message.bytes", "4096"),
+        ("retention.ms", "-1"),
+    ];
+    let create = admin::CreateTopicsRequest {
+        topics: vec![admin::NewTopic {
+            topic: TOPIC.to_owned(),
+            partitions: 1,
+            replication_factor: 1,
+            configs: configs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }],
+        timeout_ms: 0,
+        validate_only: false,
+    };
+    brokers[0]
+        .admin()
+        .await
+        .create_topics(create)
+        .await
+        .unwrap();
+    leader_of(&brokers, None, 1).await;
+    let mut leader = client(&brokers[0]).await;
+
+    // max.message.bytes: a batch above it is refused and nothing is appended.
+    let mut big = BatchBuilder::new(Compression::None);
+    big.append(0, None, Some(&[7u8; 5000]), &[]).unwrap();
+    let refused = leader
+        .produce(produce_request(
+            pb::Acks::Leader as i32,
+            big.build().unwrap(),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let code = refused.topics[0].partitions[0]
+        .error
+        .as_ref()
+        .map(|e| e.code);
+    assert_eq!(code, Some(ErrorCode::MessageTooLarge as i32), "{refused:?}");
+
+    // segment.bytes + retention.bytes: old segments go, the log start moves forward.
+    // Uncompressed 400-byte records: about two batches per 1 KiB segment.
+    for _ in 0..12 {
+        let mut one = BatchBuilder::new(Compression::None);
+        one.append(0, None, Some(&[1u8; 400]), &[]).unwrap();
+        let produced = leader
+            .produce(produce_request(
+                pb::Acks::Leader as i32,
+                one.build().unwrap(),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            produced.topics[0].partitions[0].error.is_none(),
+            "{produced:?}"
+        );
+    }
+    let earliest = pb::ListOffsetsRequest {
+        topics: vec![pb::ListOffsetsTopic {
+            topic: TOPIC.to_owned(),
+            partitions: vec![pb::ListOffsetsPartition {
+                partition: 0,
+                spec: pb::OffsetSpec::Earliest as i32,
+                timestamp_ms: 0,
+                current_leader_epoch: None,
+            }],
+        }],
+    };
+    let start = wait_for(
+        Duration::from_secs(10),
+        "retention to delete old segments",
+        || {
+            let mut leader = leader.clone();
+            let request = earliest.clone();
+            async move {
+                let answer = leader.list_offsets(request).await.ok()?.into_inner();
+                answer.topics[0].partitions[0].offset.filter(|o| *o > 0)
+            }
+        },
+    )
+    .await;
+    // At least retention.bytes (2 KiB, about four batches) stays.
+    assert!(start <= 8, "retention kept too little (log start {start})");
+    controller.stop().await;
+}

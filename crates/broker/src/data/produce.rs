@@ -140,7 +140,7 @@ fn timeout_of(timeout_ms: i32) -> Duration {
     }
 }
 
-/// The topic's `min.insync.replicas` (validated by the controller when it was set; 1 if unset).
+/// The topic's `min.insync.replicas` (1 when the topic is not known here).
 fn min_insync_replicas(lookup: &Lookup, topic: &str) -> usize {
     let state = lookup.cache.snapshot();
     TopicName::new(topic)
@@ -148,13 +148,10 @@ fn min_insync_replicas(lookup: &Lookup, topic: &str) -> usize {
         .and_then(|name| {
             state
                 .topics
-                .get(&name)?
-                .configs
-                .get("min.insync.replicas")?
-                .parse()
-                .ok()
+                .get(&name)
+                .map(|t| strom_topic_config::min_insync_replicas(&t.configs))
         })
-        .unwrap_or(1)
+        .map_or(1, usize::from)
 }
 
 async fn append(

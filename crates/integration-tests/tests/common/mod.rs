@@ -57,7 +57,7 @@ impl BrokerProc {
         let address = format!("127.0.0.1:{}", free_port());
         let text = format!(
             "id = {id}\ncluster = \"{cluster}\"\nlisten = \"{address}\"\nrack = \"rack-{id}\"\n\
-             data-dir = \"{}\"\nlease-ttl = \"5s\"\nreplica-lag-time-max = \"2s\"\n[etcd]\nendpoints = [\"{etcd}\"]\n\
+             data-dir = \"{}\"\nlease-ttl = \"5s\"\nreplica-lag-time-max = \"2s\"\nlog-retention-check-interval = \"1s\"\n[etcd]\nendpoints = [\"{etcd}\"]\n\
              [logging]\nlevel = \"warn\"\n",
             dir.path().join("data").display()
         );

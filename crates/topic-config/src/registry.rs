@@ -1,6 +1,6 @@
-//! The per-topic configs Strom understands: names, documentation, defaults and validation.
+//! The registry: names, documentation, defaults and validation of every topic config.
 //!
-//! Topic configs are stored as strings in [`TopicRecord::configs`](strom_meta::records::TopicRecord),
+//! Topic configs are stored as strings in the topic record's `configs` map in etcd,
 //! holding only the overrides; every other config takes its default. Values are validated and
 //! normalised once, when they are set (`"TRUE"` is stored as `"true"`, `"+0100"` as `"100"`),
 //! so readers can parse them without surprises.
@@ -407,7 +407,7 @@ pub fn min_insync_replicas(configs: &BTreeMap<String, String>) -> u16 {
 }
 
 /// The stored integer value of `name`, or its default when absent or malformed.
-fn long_value(configs: &BTreeMap<String, String>, name: &'static str) -> i64 {
+pub(crate) fn long_value(configs: &BTreeMap<String, String>, name: &'static str) -> i64 {
     let default = definition(name)
         .and_then(|def| def.default.parse().ok())
         .unwrap_or_default();

@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 use tracing::info;
 
 use crate::config::BrokerConfig;
-use crate::data::Lookup;
+use crate::data::{Lookup, ProducerIds};
 use crate::grpc::{AdminForwarder, BrokerGrpc};
 use crate::maintenance::run_log_maintenance;
 use crate::metadata::MetadataSync;
@@ -100,6 +100,7 @@ impl BoundBroker {
         );
         let replicas = manager.replicas();
         let (proposals, proposal_queue) = IsrProposals::channel();
+        let producer_ids = ProducerIds::new(id, cache.clone(), epoch_rx.clone());
         let tasks = TaskTracker::new();
         let background = shutdown.child_token();
         tasks.spawn(sync.run(background.clone()));
@@ -141,6 +142,7 @@ impl BoundBroker {
                     cache: cache.clone(),
                     replicas: replicas.clone(),
                 },
+                producer_ids,
             )))
             .add_service(AdminServiceServer::new(AdminForwarder::new(
                 cache.clone(),

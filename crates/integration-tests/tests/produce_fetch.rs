@@ -193,6 +193,24 @@ async fn acknowledged_records_are_fetched_and_survive_the_leader() {
     .await;
     assert_eq!(values(&fetched.records), ["a", "b", "c", "d"]);
 
+    // Producer ids are unique across brokers (each hands out a block the controller reserved).
+    let mut ids = std::collections::BTreeSet::new();
+    for broker in &brokers {
+        for _ in 0..2 {
+            let answer = client(broker)
+                .await
+                .init_producer_id(pb::InitProducerIdRequest {})
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(answer.error.is_none(), "{answer:?}");
+            assert_eq!(answer.producer_epoch, 0);
+            assert!(answer.producer_id >= 0);
+            ids.insert(answer.producer_id);
+        }
+    }
+    assert_eq!(ids.len(), 6, "{ids:?}");
+
     // A follower refuses, naming the leader.
     let follower = (leader + 1) % 3;
     let refused = fetch_all(&brokers[follower]).await;

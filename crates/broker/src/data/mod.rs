@@ -10,6 +10,7 @@ mod lookup;
 mod offsets;
 mod produce;
 mod produce_stream;
+mod producer_ids;
 pub(crate) mod wait;
 
 pub use fetch::fetch;
@@ -18,3 +19,4 @@ pub use lookup::Lookup;
 pub use offsets::list_offsets;
 pub use produce::{Appended, append_all, complete, produce};
 pub use produce_stream::produce_stream;
+pub use producer_ids::ProducerIds;

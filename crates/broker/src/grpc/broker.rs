@@ -1,6 +1,6 @@
 //! BrokerService: Metadata from the watch cache; Produce, ProduceStream, Fetch, FetchStream and
-//! ListOffsets on the leader (see [`crate::data`]). Producer ids are not served by this version
-//! and answer UNIMPLEMENTED.
+//! ListOffsets on the leader, and InitProducerId from controller-reserved blocks (see
+//! [`crate::data`]).
 
 use std::pin::Pin;
 
@@ -11,7 +11,7 @@ use strom_types::TopicName;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::data::{self, Lookup};
+use crate::data::{self, Lookup, ProducerIds};
 use crate::metadata::{ClusterState, MetadataCache};
 
 /// The client-facing broker service.
@@ -20,15 +20,17 @@ pub struct BrokerGrpc {
     cluster: String,
     cache: MetadataCache,
     lookup: Lookup,
+    producer_ids: ProducerIds,
 }
 
 impl BrokerGrpc {
     /// A service answering from `cache` for cluster `cluster`.
-    pub fn new(cluster: String, lookup: Lookup) -> Self {
+    pub fn new(cluster: String, lookup: Lookup, producer_ids: ProducerIds) -> Self {
         Self {
             cluster,
             cache: lookup.cache.clone(),
             lookup,
+            producer_ids,
         }
     }
 }
@@ -114,10 +116,6 @@ fn topic_metadata(state: &ClusterState, name: String) -> pb::TopicMetadata {
     }
 }
 
-fn not_served(call: &str) -> Status {
-    Status::unimplemented(format!("{call} is not served by this broker version"))
-}
-
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
@@ -186,6 +184,6 @@ impl BrokerService for BrokerGrpc {
         &self,
         _request: Request<pb::InitProducerIdRequest>,
     ) -> Result<Response<pb::InitProducerIdResponse>, Status> {
-        Err(not_served("InitProducerId"))
+        Ok(Response::new(self.producer_ids.init().await))
     }
 }

@@ -362,7 +362,10 @@ mod tests {
     #[test]
     fn bad_configs_are_rejected() {
         let unknown = plan(&request("t", 1, 1, &[("retention.days", "1")]), &view(1)).unwrap_err();
-        assert!(matches!(unknown, Error::UnknownConfig { .. }));
+        assert!(matches!(
+            unknown,
+            Error::TopicConfig(strom_topic_config::Error::UnknownConfig { .. })
+        ));
         assert_eq!(unknown.code(), ErrorCode::InvalidConfig);
         let bad = request("t", 1, 1, &[(RETENTION_MS, "-7")]);
         assert_eq!(code(&bad, &view(1)), ErrorCode::InvalidConfig);
@@ -370,7 +373,9 @@ mod tests {
         let err = plan(&min_isr, &view(3)).unwrap_err();
         assert!(matches!(
             err,
-            Error::MinInsyncReplicasAboveReplicationFactor { .. }
+            Error::TopicConfig(
+                strom_topic_config::Error::MinInsyncReplicasAboveReplicationFactor { .. }
+            )
         ));
         assert_eq!(err.code(), ErrorCode::InvalidConfig);
         assert!(plan(&request("t", 1, 3, &[(MIN_INSYNC_REPLICAS, "3")]), &view(3)).is_ok());

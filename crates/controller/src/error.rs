@@ -72,34 +72,9 @@ pub enum Error {
         /// How many brokers are live.
         live_brokers: usize,
     },
-    /// A topic config value that is not allowed.
-    #[error("invalid value {value:?} for config {name}: {reason}")]
-    InvalidConfig {
-        /// The config name.
-        name: String,
-        /// The rejected value, as sent.
-        value: String,
-        /// Why it is not allowed.
-        reason: &'static str,
-    },
-    /// `min.insync.replicas` is larger than the replication factor, so acks=all could never
-    /// succeed.
-    #[error(
-        "min.insync.replicas {min_insync_replicas} is larger than the replication factor \
-         {replication_factor}"
-    )]
-    MinInsyncReplicasAboveReplicationFactor {
-        /// The configured `min.insync.replicas`.
-        min_insync_replicas: i64,
-        /// The topic's replication factor.
-        replication_factor: u16,
-    },
-    /// A config name this controller does not know.
-    #[error("unknown topic config {name:?}")]
-    UnknownConfig {
-        /// The name as sent.
-        name: String,
-    },
+    /// A topic config override that is unknown or not allowed.
+    #[error(transparent)]
+    TopicConfig(#[from] strom_topic_config::Error),
     /// The request came from a broker whose registration epoch is not the current one (or
     /// which is not registered at all): it restarted or lost its lease since.
     #[error("broker {broker} sent broker epoch {sent}, current registration is {current:?}")]
@@ -236,9 +211,7 @@ impl Error {
             Error::UnknownTopicId { .. } => ErrorCode::UnknownTopicId,
             Error::InvalidPartitions { .. } => ErrorCode::InvalidPartitions,
             Error::InvalidReplicationFactor { .. } => ErrorCode::InvalidReplicationFactor,
-            Error::InvalidConfig { .. }
-            | Error::MinInsyncReplicasAboveReplicationFactor { .. }
-            | Error::UnknownConfig { .. } => ErrorCode::InvalidConfig,
+            Error::TopicConfig(_) => ErrorCode::InvalidConfig,
             Error::StaleBrokerEpoch { .. } => ErrorCode::StaleBrokerEpoch,
             Error::FencedLeaderEpoch { .. } | Error::NotLeader { .. } => {
                 ErrorCode::FencedLeaderEpoch
@@ -270,31 +243,6 @@ fn meta_code(error: &strom_meta::Error) -> ErrorCode {
         | strom_meta::Error::Cancelled => ErrorCode::NotController,
         e if e.is_retriable() => ErrorCode::MetadataStoreUnavailable,
         _ => ErrorCode::UnknownServerError,
-    }
-}
-
-impl From<strom_topic_config::Error> for Error {
-    fn from(error: strom_topic_config::Error) -> Self {
-        use strom_topic_config::Error as E;
-        match error {
-            E::InvalidConfig {
-                name,
-                value,
-                reason,
-            } => Error::InvalidConfig {
-                name,
-                value,
-                reason,
-            },
-            E::MinInsyncReplicasAboveReplicationFactor {
-                min_insync_replicas,
-                replication_factor,
-            } => Error::MinInsyncReplicasAboveReplicationFactor {
-                min_insync_replicas,
-                replication_factor,
-            },
-            E::UnknownConfig { name } => Error::UnknownConfig { name },
-        }
     }
 }
 
@@ -350,7 +298,7 @@ mod tests {
                 ErrorCode::InvalidReplicationFactor,
             ),
             (
-                Error::UnknownConfig { name: "x".into() },
+                Error::TopicConfig(strom_topic_config::Error::UnknownConfig { name: "x".into() }),
                 ErrorCode::InvalidConfig,
             ),
             (

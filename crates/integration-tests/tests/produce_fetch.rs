@@ -129,38 +129,68 @@ async fn leader_of(brokers: &[BrokerProc], skip: Option<usize>, isr: usize) -> u
     .await
 }
 
+/// A running test cluster: etcd, one controller and `count` brokers, with the topic created.
+struct Cluster {
+    _etcd: EtcdServer,
+    controller: InProcController,
+    brokers: Vec<BrokerProc>,
+}
+
+impl Cluster {
+    /// Starts the cluster and creates [`TOPIC`] with one partition, replication factor `count`
+    /// and `configs`; `None` when etcd is not installed.
+    async fn start(name: &str, count: i32, configs: &[(&str, &str)]) -> Option<Self> {
+        let etcd = EtcdServer::start().await?;
+        let controller = InProcController::start(1, name, &etcd).await;
+        let brokers: Vec<BrokerProc> = (1..=count)
+            .map(|id| BrokerProc::spawn(id, name, &etcd.endpoint()))
+            .collect();
+        let expected = usize::try_from(count).unwrap();
+        wait_for(
+            Duration::from_secs(20),
+            "every broker registered",
+            || async { (brokers[0].metadata().await?.brokers.len() == expected).then_some(()) },
+        )
+        .await;
+        let create = admin::CreateTopicsRequest {
+            topics: vec![admin::NewTopic {
+                topic: TOPIC.to_owned(),
+                partitions: 1,
+                replication_factor: count,
+                configs: configs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            }],
+            timeout_ms: 0,
+            validate_only: false,
+        };
+        let created = brokers[0]
+            .admin()
+            .await
+            .create_topics(create)
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(created.topics[0].error.is_none(), "{created:?}");
+        Some(Self {
+            _etcd: etcd,
+            controller,
+            brokers,
+        })
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_records_are_fetched_and_survive_the_leader() {
-    let Some(etcd) = EtcdServer::start().await else {
+    let Some(Cluster {
+        _etcd,
+        controller,
+        mut brokers,
+    }) = Cluster::start("produce-fetch", 3, &[("min.insync.replicas", "2")]).await
+    else {
         return;
     };
-    let cluster = "produce-fetch";
-    let controller = InProcController::start(1, cluster, &etcd).await;
-    let mut brokers: Vec<BrokerProc> = (1..=3)
-        .map(|id| BrokerProc::spawn(id, cluster, &etcd.endpoint()))
-        .collect();
-    wait_for(Duration::from_secs(20), "three brokers", || async {
-        (brokers[0].metadata().await?.brokers.len() == 3).then_some(())
-    })
-    .await;
-    let create = admin::CreateTopicsRequest {
-        topics: vec![admin::NewTopic {
-            topic: TOPIC.to_owned(),
-            partitions: 1,
-            replication_factor: 3,
-            configs: [("min.insync.replicas".to_owned(), "2".to_owned())].into(),
-        }],
-        timeout_ms: 0,
-        validate_only: false,
-    };
-    let created = brokers[0]
-        .admin()
-        .await
-        .create_topics(create)
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(created.topics[0].error.is_none(), "{created:?}");
     let leader = leader_of(&brokers, None, 3).await;
 
     // acks=all: offsets come back once the ISR has the records.
@@ -377,34 +407,14 @@ async fn acknowledged_records_are_fetched_and_survive_the_leader() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_follower_leaves_the_isr_and_rejoins() {
-    let Some(etcd) = EtcdServer::start().await else {
+    let Some(Cluster {
+        _etcd,
+        controller,
+        brokers,
+    }) = Cluster::start("isr-lag", 3, &[("min.insync.replicas", "2")]).await
+    else {
         return;
     };
-    let cluster = "isr-lag";
-    let controller = InProcController::start(1, cluster, &etcd).await;
-    let brokers: Vec<BrokerProc> = (1..=3)
-        .map(|id| BrokerProc::spawn(id, cluster, &etcd.endpoint()))
-        .collect();
-    wait_for(Duration::from_secs(20), "three brokers", || async {
-        (brokers[0].metadata().await?.brokers.len() == 3).then_some(())
-    })
-    .await;
-    let create = admin::CreateTopicsRequest {
-        topics: vec![admin::NewTopic {
-            topic: TOPIC.to_owned(),
-            partitions: 1,
-            replication_factor: 3,
-            configs: [("min.insync.replicas".to_owned(), "2".to_owned())].into(),
-        }],
-        timeout_ms: 0,
-        validate_only: false,
-    };
-    brokers[0]
-        .admin()
-        .await
-        .create_topics(create)
-        .await
-        .unwrap();
     let leader = leader_of(&brokers, None, 3).await;
     let stalled = (leader + 1) % 3;
     let mut leader_client = client(&brokers[leader]).await;
@@ -484,41 +494,20 @@ async fn a_stalled_follower_leaves_the_isr_and_rejoins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topic_configs_shape_the_log() {
-    let Some(etcd) = EtcdServer::start().await else {
-        return;
-    };
-    let cluster = "topic-configs";
-    let controller = InProcController::start(1, cluster, &etcd).await;
-    let brokers = vec![BrokerProc::spawn(1, cluster, &etcd.endpoint())];
-    wait_for(Duration::from_secs(20), "the broker", || async {
-        (brokers[0].metadata().await?.brokers.len() == 1).then_some(())
-    })
-    .await;
     let configs = [
         ("segment.bytes", "1024"),
         ("retention.bytes", "2048"),
         ("max.message.bytes", "4096"),
         ("retention.ms", "-1"),
     ];
-    let create = admin::CreateTopicsRequest {
-        topics: vec![admin::NewTopic {
-            topic: TOPIC.to_owned(),
-            partitions: 1,
-            replication_factor: 1,
-            configs: configs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        }],
-        timeout_ms: 0,
-        validate_only: false,
+    let Some(Cluster {
+        _etcd,
+        controller,
+        brokers,
+    }) = Cluster::start("topic-configs", 1, &configs).await
+    else {
+        return;
     };
-    brokers[0]
-        .admin()
-        .await
-        .create_topics(create)
-        .await
-        .unwrap();
     leader_of(&brokers, None, 1).await;
     let mut leader = client(&brokers[0]).await;
 

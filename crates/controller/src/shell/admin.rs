@@ -318,7 +318,9 @@ impl Active {
                 }
                 Ok(pb::AlterConfigOpType::Delete) => {
                     if topic_config::definition(&op.name).is_none() {
-                        return Err(Error::UnknownConfig { name: op.name });
+                        return Err(
+                            strom_topic_config::Error::UnknownConfig { name: op.name }.into()
+                        );
                     }
                     configs.remove(&op.name);
                 }

@@ -59,21 +59,26 @@ fn values(records: &[u8]) -> Vec<String> {
     out
 }
 
-async fn fetch_all(broker: &BrokerProc) -> pb::FetchPartitionResult {
-    let request = pb::FetchRequest {
-        max_wait_ms: 0,
-        min_bytes: 0,
+/// A fetch of partition 0 of [`TOPIC`] from `offset`.
+fn fetch_request(offset: i64, max_wait_ms: i32, min_bytes: i32) -> pb::FetchRequest {
+    pb::FetchRequest {
+        max_wait_ms,
+        min_bytes,
         max_bytes: 0,
         topics: vec![pb::FetchTopic {
             topic: TOPIC.to_owned(),
             partitions: vec![pb::FetchPartition {
                 partition: 0,
-                fetch_offset: 0,
+                fetch_offset: offset,
                 partition_max_bytes: 0,
                 current_leader_epoch: None,
             }],
         }],
-    };
+    }
+}
+
+async fn fetch_all(broker: &BrokerProc) -> pb::FetchPartitionResult {
+    let request = fetch_request(0, 0, 0);
     let response = client(broker)
         .await
         .fetch(request)
@@ -294,21 +299,7 @@ async fn acknowledged_records_are_fetched_and_survive_the_leader() {
         negative.error.map(|e| e.code),
         Some(ErrorCode::InvalidFetchSize as i32)
     );
-    let mut past_end = pb::FetchRequest {
-        max_wait_ms: 0,
-        min_bytes: 0,
-        max_bytes: 0,
-        topics: Vec::new(),
-    };
-    past_end.topics.push(pb::FetchTopic {
-        topic: TOPIC.to_owned(),
-        partitions: vec![pb::FetchPartition {
-            partition: 0,
-            fetch_offset: 99,
-            partition_max_bytes: 0,
-            current_leader_epoch: None,
-        }],
-    });
+    let past_end = fetch_request(99, 0, 0);
     let past_end = leader_client.fetch(past_end).await.unwrap().into_inner();
     assert_eq!(
         past_end.topics[0].partitions[0]
@@ -349,20 +340,7 @@ async fn acknowledged_records_are_fetched_and_survive_the_leader() {
     assert_eq!(found, [Some(0), Some(4)], "nothing bad was appended");
 
     // A FetchStream subscription delivers what is there, then new records as they arrive.
-    let subscribe = pb::FetchRequest {
-        max_wait_ms: 200,
-        min_bytes: 1,
-        max_bytes: 0,
-        topics: vec![pb::FetchTopic {
-            topic: TOPIC.to_owned(),
-            partitions: vec![pb::FetchPartition {
-                partition: 0,
-                fetch_offset: 0,
-                partition_max_bytes: 0,
-                current_leader_epoch: None,
-            }],
-        }],
-    };
+    let subscribe = fetch_request(0, 200, 1);
     let mut stream = leader_client
         .fetch_stream(subscribe)
         .await

@@ -95,6 +95,17 @@ impl ClusterMeta {
             .map(|kv| kv.create_revision))
     }
 
+    /// One transaction under `fence` plus `compares`, applying `ops`.
+    async fn fenced_write(
+        &self,
+        fence: &Leadership,
+        compares: impl IntoIterator<Item = Compare>,
+        ops: impl IntoIterator<Item = Op>,
+    ) -> Result<Written> {
+        let txn = Txn::new().when([fence.fence()]).when(compares).then(ops);
+        Ok(Written::from_outcome(self.store.txn(txn).await?))
+    }
+
     /// Creates a topic: its partition records first, in chunks that fit a transaction, then
     /// the topic record, which makes the topic visible. Rejected (with nothing visible) when the
     /// fence is gone or the name is taken; partition records written before a rejection are
@@ -118,10 +129,12 @@ impl ClusterMeta {
             }
         }
         let key = self.keys.topic(&topic.name);
-        let txn = Txn::new()
-            .when([fence.fence(), Compare::absent(key.clone())])
-            .then([Op::put(key, records::encode(topic)?)]);
-        Ok(Written::from_outcome(self.store.txn(txn).await?))
+        self.fenced_write(
+            fence,
+            [Compare::absent(key.clone())],
+            [Op::put(key, records::encode(topic)?)],
+        )
+        .await
     }
 
     /// Rewrites a topic record (e.g. its configs) if it is unchanged since `mod_revision`.
@@ -132,13 +145,12 @@ impl ClusterMeta {
         mod_revision: i64,
     ) -> Result<Written> {
         let key = self.keys.topic(&topic.name);
-        let txn = Txn::new()
-            .when([
-                fence.fence(),
-                Compare::mod_revision(key.clone(), mod_revision),
-            ])
-            .then([Op::put(key, records::encode(topic)?)]);
-        Ok(Written::from_outcome(self.store.txn(txn).await?))
+        self.fenced_write(
+            fence,
+            [Compare::mod_revision(key.clone(), mod_revision)],
+            [Op::put(key, records::encode(topic)?)],
+        )
+        .await
     }
 
     /// Deletes a topic record and all its partition records in one transaction, if the topic
@@ -150,24 +162,21 @@ impl ClusterMeta {
         mod_revision: i64,
     ) -> Result<Written> {
         let key = self.keys.topic(&topic.name);
-        let txn = Txn::new()
-            .when([
-                fence.fence(),
-                Compare::mod_revision(key.clone(), mod_revision),
-            ])
-            .then([
+        self.fenced_write(
+            fence,
+            [Compare::mod_revision(key.clone(), mod_revision)],
+            [
                 Op::delete(key),
                 Op::delete_prefix(self.keys.partitions(topic.id)),
-            ]);
-        Ok(Written::from_outcome(self.store.txn(txn).await?))
+            ],
+        )
+        .await
     }
 
     /// Deletes every partition record of a topic id (orphans of an unfinished creation).
     pub async fn delete_partitions(&self, fence: &Leadership, topic: TopicId) -> Result<Written> {
-        let txn = Txn::new()
-            .when([fence.fence()])
-            .then([Op::delete_prefix(self.keys.partitions(topic))]);
-        Ok(Written::from_outcome(self.store.txn(txn).await?))
+        self.fenced_write(fence, [], [Op::delete_prefix(self.keys.partitions(topic))])
+            .await
     }
 
     /// Writes a partition record if it is unchanged since `mod_revision`.
@@ -180,13 +189,12 @@ impl ClusterMeta {
         record: &PartitionRecord,
     ) -> Result<Written> {
         let key = self.keys.partition(topic, partition);
-        let txn = Txn::new()
-            .when([
-                fence.fence(),
-                Compare::mod_revision(key.clone(), mod_revision),
-            ])
-            .then([Op::put(key, records::encode(record)?)]);
-        Ok(Written::from_outcome(self.store.txn(txn).await?))
+        self.fenced_write(
+            fence,
+            [Compare::mod_revision(key.clone(), mod_revision)],
+            [Op::put(key, records::encode(record)?)],
+        )
+        .await
     }
 
     /// Reads one partition record and its mod revision.

@@ -3,6 +3,7 @@
 //! says the logs diverged.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use strom_proto::common::v1::ErrorCode;
@@ -218,21 +219,30 @@ async fn build_request(
     broker_epoch: i64,
     followed: &[(PartitionKey, Replica)],
 ) -> Option<pb::FollowerFetchRequest> {
+    // Every followed log's position, read in one trip off the runtime.
+    let logs: Vec<_> = followed
+        .iter()
+        .map(|(_, replica)| Arc::clone(&replica.log))
+        .collect();
+    let positions = tokio::task::spawn_blocking(move || {
+        logs.iter()
+            .map(|log| -> strom_storage::Result<_> {
+                Ok((
+                    log.log_end_offset()?,
+                    log.latest_epoch()?,
+                    log.log_start_offset()?,
+                ))
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .ok()?;
     let mut topics: BTreeMap<TopicId, pb::FollowerFetchTopic> = BTreeMap::new();
-    for ((topic_id, partition), replica) in followed {
+    for (((topic_id, partition), replica), position) in followed.iter().zip(positions) {
         let Role::Follower(epoch) = replica.role else {
             continue;
         };
-        let log = replica.log.clone();
-        let position = tokio::task::spawn_blocking(move || -> strom_storage::Result<_> {
-            Ok((
-                log.log_end_offset()?,
-                log.latest_epoch()?,
-                log.log_start_offset()?,
-            ))
-        })
-        .await;
-        let Ok(Ok((log_end, last_epoch, log_start))) = position else {
+        let Ok((log_end, last_epoch, log_start)) = position else {
             continue;
         };
         topics

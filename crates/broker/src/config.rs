@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use strom_server_kit::{EtcdConfig, HumanDuration, LoggingConfig, Membership, Validate};
+use strom_server_kit::{ByteSize, EtcdConfig, HumanDuration, LoggingConfig, Membership, Validate};
 
 /// The broker's configuration: defaults < TOML file < `STROM_BROKER__*` env < `--set`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +36,10 @@ pub struct BrokerConfig {
     pub replica_lag_time_max: HumanDuration,
     /// How often each log's retention (`retention.ms`, `retention.bytes`) is applied.
     pub log_retention_check_interval: HumanDuration,
+    /// The largest gRPC request the broker accepts; bigger ones are refused with the gRPC
+    /// status RESOURCE_EXHAUSTED before they are read. Must exceed every topic's
+    /// `max.message.bytes` with room for the request's other fields.
+    pub max_request_size: ByteSize,
     /// Logging.
     pub logging: LoggingConfig,
 }
@@ -55,6 +59,7 @@ impl Default for BrokerConfig {
             request_timeout: HumanDuration(Duration::from_secs(30)),
             replica_lag_time_max: HumanDuration(Duration::from_secs(10)),
             log_retention_check_interval: HumanDuration(Duration::from_secs(30)),
+            max_request_size: ByteSize(64 * 1024 * 1024),
             logging: LoggingConfig::default(),
         }
     }
@@ -88,6 +93,12 @@ impl Validate for BrokerConfig {
             return Err(Error::invalid(
                 "log-retention-check-interval",
                 "must be at least 1s",
+            ));
+        }
+        if !(1024 * 1024..=1024 * 1024 * 1024).contains(&self.max_request_size.0) {
+            return Err(Error::invalid(
+                "max-request-size",
+                "must be between 1MiB and 1GiB",
             ));
         }
         if self.data_dir.as_os_str().is_empty() {

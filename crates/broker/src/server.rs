@@ -134,23 +134,31 @@ impl BoundBroker {
         ));
         tasks.close();
         info!(address = %self.address, advertised = %self.advertised, broker = id.get(), "broker listening");
+        let max_request = usize::try_from(self.config.max_request_size.0).unwrap_or(usize::MAX);
         let served = tonic::transport::Server::builder()
-            .add_service(BrokerServiceServer::new(BrokerGrpc::new(
-                self.config.cluster.clone(),
-                Lookup {
-                    me: id,
-                    cache: cache.clone(),
-                    replicas: replicas.clone(),
-                },
-                producer_ids,
-            )))
-            .add_service(AdminServiceServer::new(AdminForwarder::new(
-                cache.clone(),
-                self.config.request_timeout.0,
-            )))
-            .add_service(ReplicationServiceServer::new(ReplicationGrpc::new(
-                id, cache, replicas, proposals,
-            )))
+            .add_service(
+                BrokerServiceServer::new(BrokerGrpc::new(
+                    self.config.cluster.clone(),
+                    Lookup {
+                        me: id,
+                        cache: cache.clone(),
+                        replicas: replicas.clone(),
+                    },
+                    producer_ids,
+                ))
+                .max_decoding_message_size(max_request),
+            )
+            .add_service(
+                AdminServiceServer::new(AdminForwarder::new(
+                    cache.clone(),
+                    self.config.request_timeout.0,
+                ))
+                .max_decoding_message_size(max_request),
+            )
+            .add_service(
+                ReplicationServiceServer::new(ReplicationGrpc::new(id, cache, replicas, proposals))
+                    .max_decoding_message_size(max_request),
+            )
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(self.listener),
                 shutdown.cancelled(),

@@ -7,189 +7,18 @@ mod common;
 
 use std::time::Duration;
 
-use common::{BrokerProc, InProcController, wait_for};
-use strom_meta::testing::EtcdServer;
-use strom_proto::admin::v1 as admin;
+use common::data::{
+    Cluster, TOPIC, batch, client, fetch_all, fetch_request, leader_of, produce_request, values,
+};
+use common::wait_for;
 use strom_proto::broker::v1 as pb;
-use strom_proto::broker::v1::broker_service_client::BrokerServiceClient;
 use strom_proto::common::v1::ErrorCode;
-use strom_record::{BatchBuilder, Compression, batches, decode_records};
-
-const TOPIC: &str = "events";
-
-fn batch(values: &[&str]) -> bytes::Bytes {
-    let mut builder = BatchBuilder::new(Compression::Lz4);
-    for value in values {
-        builder
-            .append(1_700_000_000_000, None, Some(value.as_bytes()), &[])
-            .unwrap();
-    }
-    builder.build().unwrap()
-}
-
-fn produce_request(acks: i32, records: bytes::Bytes) -> pb::ProduceRequest {
-    pb::ProduceRequest {
-        acks,
-        timeout_ms: 10_000,
-        topics: vec![pb::ProduceTopic {
-            topic: TOPIC.to_owned(),
-            partitions: vec![pb::ProducePartition {
-                partition: 0,
-                records,
-            }],
-        }],
-    }
-}
-
-async fn client(broker: &BrokerProc) -> BrokerServiceClient<tonic::transport::Channel> {
-    BrokerServiceClient::connect(format!("http://{}", broker.address))
-        .await
-        .unwrap()
-}
-
-/// Every record value in `records`, in order.
-fn values(records: &[u8]) -> Vec<String> {
-    let mut out = Vec::new();
-    for item in batches(records) {
-        let (_, bytes) = item.unwrap();
-        for record in decode_records(bytes).unwrap() {
-            out.push(String::from_utf8(record.value.unwrap().to_vec()).unwrap());
-        }
-    }
-    out
-}
-
-/// A fetch of partition 0 of [`TOPIC`] from `offset`.
-fn fetch_request(offset: i64, max_wait_ms: i32, min_bytes: i32) -> pb::FetchRequest {
-    pb::FetchRequest {
-        max_wait_ms,
-        min_bytes,
-        max_bytes: 0,
-        topics: vec![pb::FetchTopic {
-            topic: TOPIC.to_owned(),
-            partitions: vec![pb::FetchPartition {
-                partition: 0,
-                fetch_offset: offset,
-                partition_max_bytes: 0,
-                current_leader_epoch: None,
-            }],
-        }],
-    }
-}
-
-async fn fetch_all(broker: &BrokerProc) -> pb::FetchPartitionResult {
-    let request = fetch_request(0, 0, 0);
-    let response = client(broker)
-        .await
-        .fetch(request)
-        .await
-        .unwrap()
-        .into_inner();
-    response.topics[0].partitions[0].clone()
-}
-
-/// The index in `brokers` of partition 0's leader, with full ISR when `full_isr`.
-async fn leader_of(brokers: &[BrokerProc], skip: Option<usize>, isr: usize) -> usize {
-    let witness = (0..brokers.len()).find(|i| Some(*i) != skip).unwrap();
-    wait_for(Duration::from_secs(20), "a leader", || async {
-        let metadata = brokers[witness].metadata().await?;
-        let p = &metadata
-            .topics
-            .iter()
-            .find(|t| t.topic == TOPIC)?
-            .partitions[0];
-        let leader = p.leader_id?;
-        let index = brokers.iter().position(|b| b.id == leader)?;
-        if Some(index) == skip || p.isr.len() < isr {
-            return None;
-        }
-        // The leader itself must have caught up with the metadata and serve the partition.
-        let latest = pb::ListOffsetsPartition {
-            partition: 0,
-            spec: pb::OffsetSpec::Latest as i32,
-            timestamp_ms: 0,
-            current_leader_epoch: None,
-        };
-        let request = pb::ListOffsetsRequest {
-            topics: vec![pb::ListOffsetsTopic {
-                topic: TOPIC.to_owned(),
-                partitions: vec![latest],
-            }],
-        };
-        let answer = client(&brokers[index])
-            .await
-            .list_offsets(request)
-            .await
-            .ok()?
-            .into_inner();
-        answer
-            .topics
-            .first()?
-            .partitions
-            .first()?
-            .error
-            .is_none()
-            .then_some(index)
-    })
-    .await
-}
-
-/// A running test cluster: etcd, one controller and `count` brokers, with the topic created.
-struct Cluster {
-    _etcd: EtcdServer,
-    controller: InProcController,
-    brokers: Vec<BrokerProc>,
-}
-
-impl Cluster {
-    /// Starts the cluster and creates [`TOPIC`] with one partition, replication factor `count`
-    /// and `configs`; `None` when etcd is not installed.
-    async fn start(name: &str, count: i32, configs: &[(&str, &str)]) -> Option<Self> {
-        let etcd = EtcdServer::start().await?;
-        let controller = InProcController::start(1, name, &etcd).await;
-        let brokers: Vec<BrokerProc> = (1..=count)
-            .map(|id| BrokerProc::spawn(id, name, &etcd.endpoint()))
-            .collect();
-        let expected = usize::try_from(count).unwrap();
-        wait_for(
-            Duration::from_secs(20),
-            "every broker registered",
-            || async { (brokers[0].metadata().await?.brokers.len() == expected).then_some(()) },
-        )
-        .await;
-        let create = admin::CreateTopicsRequest {
-            topics: vec![admin::NewTopic {
-                topic: TOPIC.to_owned(),
-                partitions: 1,
-                replication_factor: count,
-                configs: configs
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect(),
-            }],
-            timeout_ms: 0,
-            validate_only: false,
-        };
-        let created = brokers[0]
-            .admin()
-            .await
-            .create_topics(create)
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(created.topics[0].error.is_none(), "{created:?}");
-        Some(Self {
-            _etcd: etcd,
-            controller,
-            brokers,
-        })
-    }
-}
+use strom_record::{BatchBuilder, Compression};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_records_are_fetched_and_survive_the_leader() {
     let Some(Cluster {
-        _etcd,
+        etcd: _etcd,
         controller,
         mut brokers,
     }) = Cluster::start("produce-fetch", 3, &[("min.insync.replicas", "2")]).await
@@ -386,7 +215,7 @@ async fn acknowledged_records_are_fetched_and_survive_the_leader() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_follower_leaves_the_isr_and_rejoins() {
     let Some(Cluster {
-        _etcd,
+        etcd: _etcd,
         controller,
         brokers,
     }) = Cluster::start("isr-lag", 3, &[("min.insync.replicas", "2")]).await
@@ -479,7 +308,7 @@ async fn topic_configs_shape_the_log() {
         ("retention.ms", "-1"),
     ];
     let Some(Cluster {
-        _etcd,
+        etcd: _etcd,
         controller,
         brokers,
     }) = Cluster::start("topic-configs", 1, &configs).await

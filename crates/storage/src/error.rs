@@ -69,6 +69,32 @@ pub enum Error {
         /// The next offset to be written.
         log_end: Offset,
     },
+    /// An idempotent batch's sequence does not continue its producer's last batch.
+    #[error("producer {producer_id}: sequence {got} is out of order, expected {expected}")]
+    OutOfOrderSequence {
+        /// The producer id.
+        producer_id: i64,
+        /// The sequence the next batch must start with.
+        expected: i32,
+        /// The batch's base sequence.
+        got: i32,
+    },
+    /// An idempotent batch carries an older producer epoch than the partition has seen.
+    #[error("producer {producer_id}: epoch {epoch} is fenced by epoch {current}")]
+    InvalidProducerEpoch {
+        /// The producer id.
+        producer_id: i64,
+        /// The batch's producer epoch.
+        epoch: i16,
+        /// The newest epoch of this producer.
+        current: i16,
+    },
+    /// An append of idempotent batches that cannot be checked as one.
+    #[error("invalid idempotent append: {reason}")]
+    InvalidIdempotentAppend {
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// A replicated append does not continue the log where it ends.
     #[error("replicated batch starts at offset {got}, but the log ends at {expected}")]
     NonContiguousAppend {

@@ -9,7 +9,9 @@
 //! ```
 //!
 //! - [`PartitionLog`] appends (as leader or follower), reads whole batches, finds offsets by
-//!   timestamp, truncates, applies retention and recovers after a crash.
+//!   timestamp, truncates, applies retention and recovers after a crash. It also keeps the
+//!   partition's idempotent producers (the last batches of each), checks leader appends against
+//!   them and snapshots them to the state store.
 //! - [`StateStore`] is the state store interface; [`RocksStateStore`] and [`MemoryStateStore`]
 //!   implement it.
 //! - [`Clock`] supplies time, so segment age and retention are testable.
@@ -24,6 +26,7 @@ mod error;
 mod index;
 pub mod log;
 mod producer_state;
+mod producer_table;
 mod segment;
 pub mod state;
 
@@ -34,4 +37,5 @@ pub use epoch::{EpochEndOffset, EpochEntry};
 pub use error::{EngineError, Error, Result};
 pub use log::{AppendInfo, PartitionLog, ReadBound, ReadResult, RetentionOutcome, TimestampOffset};
 pub use producer_state::{MAX_REMEMBERED_BATCHES, ProducerBatch, ProducerEntry};
+pub use producer_table::PRODUCER_EXPIRATION_MS;
 pub use state::{Area, MemoryStateStore, RocksStateStore, StateStore, WriteBatch, WriteOp};

@@ -6,8 +6,8 @@ mod common;
 
 use common::*;
 use strom_record::{BatchHeader, Compression, validate_batch};
-use strom_storage::{Error, LogConfig, ProducerBatch, ProducerEntry, ReadBound};
-use strom_types::{LeaderEpoch, Offset, ProducerEpoch, ProducerId, Sequence};
+use strom_storage::{Error, LogConfig, ReadBound};
+use strom_types::{LeaderEpoch, Offset};
 
 const E1: LeaderEpoch = LeaderEpoch::new(1);
 
@@ -423,43 +423,6 @@ fn flush_moves_the_recovery_point_and_flush_messages_triggers_it() {
         log.append_as_leader(&batch(&["f"], START_MS), E1).unwrap();
         log.flush().unwrap();
         assert_eq!(log.recovery_point().unwrap(), Offset::new(6));
-    }
-}
-
-#[test]
-fn producer_snapshots_round_trip_and_follow_truncation() {
-    for kind in KINDS {
-        let f = Fixture::new(kind);
-        let log = f.open(LogConfig::default());
-        for i in 0..4 {
-            log.append_as_leader(&batch(&[&i.to_string()], START_MS), E1)
-                .unwrap();
-        }
-        let entry = |seq| ProducerEntry {
-            producer_id: ProducerId::new(7),
-            producer_epoch: ProducerEpoch::new(0),
-            last_timestamp: START_MS,
-            batches: vec![ProducerBatch {
-                first_sequence: Sequence::new(seq),
-                last_sequence: Sequence::new(seq),
-                first_offset: Offset::new(i64::from(seq)),
-                last_offset: Offset::new(i64::from(seq)),
-                max_timestamp: START_MS,
-            }],
-        };
-        log.write_producer_snapshot(Offset::new(2), &[entry(1)])
-            .unwrap();
-        log.write_producer_snapshot(Offset::new(4), &[entry(3)])
-            .unwrap();
-        assert_eq!(
-            log.latest_producer_snapshot().unwrap(),
-            Some((Offset::new(4), vec![entry(3)]))
-        );
-        log.truncate_to(Offset::new(3)).unwrap();
-        assert_eq!(
-            log.latest_producer_snapshot().unwrap(),
-            Some((Offset::new(2), vec![entry(1)]))
-        );
     }
 }
 

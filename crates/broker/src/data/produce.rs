@@ -269,6 +269,9 @@ pub(super) fn storage_error(error: &strom_storage::Error) -> PbError {
         E::BatchTooLarge { .. } => ErrorCode::MessageTooLarge,
         E::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
         E::StaleLeaderEpoch { .. } => ErrorCode::FencedLeaderEpoch,
+        E::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequenceNumber,
+        E::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
+        E::InvalidIdempotentAppend { .. } => ErrorCode::InvalidRequest,
         _ => ErrorCode::UnknownServerError,
     };
     PbError::new(code, error.to_string())

@@ -23,6 +23,9 @@ use crate::replicas::{Replica, Replicas, Role};
 const MAX_WAIT: Duration = Duration::from_millis(500);
 /// The pause after a failed fetch.
 const BACKOFF: Duration = Duration::from_millis(300);
+/// The largest replication response accepted: the leader's 16 MiB budget, or one batch of up to
+/// the record format's 64 MiB limit, with room for the framing.
+const MAX_RESPONSE_BYTES: usize = 80 * 1024 * 1024;
 
 type PartitionKey = (TopicId, PartitionId);
 
@@ -179,7 +182,9 @@ impl Fetcher {
                         .connect_timeout(Duration::from_secs(3))
                         .timeout(MAX_WAIT + Duration::from_secs(10))
                         .connect_lazy(),
-                );
+                )
+                // A response holds up to 16 MiB of batches, and at least one whole batch.
+                .max_decoding_message_size(MAX_RESPONSE_BYTES);
                 self.client = Some((address.clone(), client.clone()));
                 client
             }

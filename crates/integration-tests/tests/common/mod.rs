@@ -3,6 +3,8 @@
 //! SIGCONT them).
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+pub mod data;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -99,6 +101,25 @@ impl BrokerProc {
             child.start_kill().unwrap();
             child.wait().await.unwrap();
         }
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub async fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                send_signal(pid, "TERM");
+            }
+            let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+                .await
+                .expect("the broker exits after SIGTERM")
+                .unwrap();
+            assert!(status.success(), "broker {} exited with {status}", self.id);
+        }
+    }
+
+    /// The broker's data directory (`logs/`, `state/`).
+    pub fn data_dir(&self) -> PathBuf {
+        self._dir.path().join("data")
     }
 
     pub async fn admin(&self) -> AdminServiceClient<tonic::transport::Channel> {

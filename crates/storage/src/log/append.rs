@@ -30,6 +30,9 @@ pub struct AppendInfo {
     pub record_count: u64,
     /// The log start offset after the append.
     pub log_start_offset: Offset,
+    /// Set when the batch was an idempotent producer's retry of a batch already in the log:
+    /// nothing was appended and the offsets are those it was given the first time.
+    pub duplicate: bool,
 }
 
 /// Validates every batch in `records`, returning each with its position.
@@ -68,7 +71,14 @@ impl PartitionLog {
     /// Each batch is validated (header, length, CRC), given the next offsets and stamped with
     /// `epoch`. Those fields lie outside the CRC, so the rewrite is done on the way to the file: the
     /// caller's buffer is not modified and not copied. Either every batch is appended or none is.
+    ///
+    /// A batch of an idempotent producer must be the only batch of the append. It is checked
+    /// against the producer's last batches: a retry of one of them appends nothing and returns
+    /// its original offsets (with [`AppendInfo::duplicate`] set), a sequence gap fails with
+    /// [`Error::OutOfOrderSequence`] and an old producer epoch with
+    /// [`Error::InvalidProducerEpoch`].
     pub fn append_as_leader(&self, records: &[u8], epoch: LeaderEpoch) -> Result<AppendInfo> {
+        let mut producers = self.lock_producers()?;
         let mut inner = self.lock()?;
         let mut headers = validate_all(records, inner.config.max_batch_bytes)?;
         if let Some(latest) = inner.epochs.latest()
@@ -79,7 +89,12 @@ impl PartitionLog {
                 latest: latest.epoch,
             });
         }
-        self.maybe_roll(&mut inner, records.len() as u64)?;
+        if let Some(duplicate) = self.check_producers(&producers, &inner, &headers)? {
+            return Ok(duplicate);
+        }
+        if self.maybe_roll(&mut inner, records.len() as u64)? {
+            self.write_producer_snapshot(&producers, inner.log_end())?;
+        }
         let mut next = inner.log_end().get();
         for (_, header) in &mut headers {
             header.base_offset = next;
@@ -96,7 +111,11 @@ impl PartitionLog {
         }
         let first = Offset::new(headers[0].1.base_offset);
         inner.epochs.assign(epoch, first)?;
-        self.write_batches(&mut inner, &mut parts, &headers)
+        let info = self.write_batches(&mut inner, &mut parts, &headers)?;
+        for (_, header) in &headers {
+            producers.record(header);
+        }
+        Ok(info)
     }
 
     /// Appends batches replicated from the leader, keeping their offsets and epochs.
@@ -104,6 +123,7 @@ impl PartitionLog {
     /// The first batch must start at the log end and each following one where the previous one
     /// ended; epochs must not go backwards. New epochs are added to the epoch history.
     pub fn append_as_follower(&self, records: &[u8]) -> Result<AppendInfo> {
+        let mut producers = self.lock_producers()?;
         let mut inner = self.lock()?;
         let headers = validate_all(
             records,
@@ -132,7 +152,9 @@ impl PartitionLog {
             latest = Some(epoch);
             expected = Offset::new(header.next_offset());
         }
-        self.maybe_roll(&mut inner, records.len() as u64)?;
+        if self.maybe_roll(&mut inner, records.len() as u64)? {
+            self.write_producer_snapshot(&producers, inner.log_end())?;
+        }
         for (_, header) in &headers {
             let epoch = LeaderEpoch::new(header.partition_leader_epoch);
             inner
@@ -140,7 +162,11 @@ impl PartitionLog {
                 .assign(epoch, Offset::new(header.base_offset))?;
         }
         let mut parts = [IoSlice::new(records)];
-        self.write_batches(&mut inner, &mut parts, &headers)
+        let info = self.write_batches(&mut inner, &mut parts, &headers)?;
+        for (_, header) in &headers {
+            producers.record(header);
+        }
+        Ok(info)
     }
 
     fn write_batches(
@@ -171,6 +197,7 @@ impl PartitionLog {
                 .collect(),
             record_count,
             log_start_offset: inner.log_start,
+            duplicate: false,
         };
         let flush_due = inner
             .config
@@ -192,8 +219,9 @@ impl PartitionLog {
         Ok(info)
     }
 
-    /// Rolls to a new active segment if an append of `incoming` bytes must not go into this one.
-    pub(super) fn maybe_roll(&self, inner: &mut Inner, incoming: u64) -> Result<()> {
+    /// Rolls to a new active segment if an append of `incoming` bytes must not go into this one;
+    /// says whether it did.
+    pub(super) fn maybe_roll(&self, inner: &mut Inner, incoming: u64) -> Result<bool> {
         let now = self.clock.now_ms();
         if inner.active.should_roll(
             incoming,
@@ -202,8 +230,9 @@ impl PartitionLog {
             now,
         ) {
             self.roll(inner)?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Seals the active segment and starts a new one at the log end.

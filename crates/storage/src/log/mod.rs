@@ -4,6 +4,7 @@
 //! - the segments, keyed by base offset: sealed ones and one active one (`segment`);
 //! - the high watermark, log start offset and recovery point (`checkpoint`);
 //! - the leader-epoch history (`epoch`) and the sparse indexes (`index`);
+//! - the idempotent producers' recent batches (`producers`);
 //!
 //! Layering follows Kafka's: this module handles offsets, epochs and the replica view; segments
 //! handle bytes; the state store handles indexes and checkpoints. Recovery lives in `loader`,
@@ -16,6 +17,7 @@
 mod append;
 mod loader;
 mod partition;
+mod producers;
 mod read;
 mod retention;
 mod truncate;

@@ -12,9 +12,9 @@ use crate::clock::Clock;
 use crate::config::LogConfig;
 use crate::epoch::{EpochCache, EpochEndOffset, EpochEntry};
 use crate::index::PartitionIndex;
-use crate::producer_state::{self, ProducerEntry};
+use crate::producer_table::ProducerTable;
 use crate::segment::{ActiveSegment, SealedSegment};
-use crate::state::keys::{key_i64, partition_prefix, prefix_end, suffix_i64};
+use crate::state::keys::{key_i64, partition_prefix, prefix_end};
 use crate::state::{Area, StateStore, WriteBatch};
 use crate::{Error, Result};
 
@@ -27,6 +27,9 @@ pub struct PartitionLog {
     pub(super) store: Arc<dyn StateStore>,
     pub(super) index: PartitionIndex,
     pub(super) clock: Arc<dyn Clock>,
+    /// The idempotent producers. Lock order: `producers` before `inner`; every append and
+    /// truncation holds it throughout, so the table always matches the log end.
+    pub(super) producers: Mutex<ProducerTable>,
     pub(super) inner: Mutex<Inner>,
 }
 
@@ -125,15 +128,20 @@ impl PartitionLog {
             segments = inner.sealed.len() + 1,
             "opened partition log"
         );
-        Ok(Self {
+        let log = Self {
             tp,
             dir,
             prefix,
             store,
             index,
             clock,
+            producers: Mutex::new(ProducerTable::default()),
             inner: Mutex::new(inner),
-        })
+        };
+        let mut producers = log.lock_producers()?;
+        log.reload_producers(&mut producers)?;
+        drop(producers);
+        Ok(log)
     }
 
     pub(super) fn lock(&self) -> Result<MutexGuard<'_, Inner>> {
@@ -380,6 +388,7 @@ impl PartitionLog {
     /// Flushes everything and records the active segment's summary, so the next open scans
     /// nothing. The log stays usable; dropping it after `close` is a clean shutdown.
     pub fn close(&self) -> Result<()> {
+        self.snapshot_producers()?;
         self.flush()?;
         let inner = self.lock()?;
         let mut batch = WriteBatch::new();
@@ -425,36 +434,5 @@ impl PartitionLog {
         std::fs::remove_dir_all(&trash).map_err(Error::io("remove partition directory", &trash))?;
         info!(partition = %self.tp, "deleted partition log");
         Ok(())
-    }
-
-    /// Stores a producer-state snapshot describing the producers as of the records below `offset`.
-    pub fn write_producer_snapshot(&self, offset: Offset, entries: &[ProducerEntry]) -> Result<()> {
-        let _inner = self.lock()?;
-        let mut batch = WriteBatch::new();
-        batch.put(
-            Area::ProducerState,
-            key_i64(&self.prefix, offset.get()),
-            producer_state::encode(entries),
-        );
-        self.store.write(batch)
-    }
-
-    /// The newest producer-state snapshot at or below the log end, with the offset it was taken at.
-    pub fn latest_producer_snapshot(&self) -> Result<Option<(Offset, Vec<ProducerEntry>)>> {
-        let inner = self.lock()?;
-        let probe = key_i64(&self.prefix, inner.log_end().get());
-        let Some((key, value)) = self
-            .store
-            .floor(Area::ProducerState, &self.prefix, &probe)?
-        else {
-            return Ok(None);
-        };
-        let offset = suffix_i64(&self.prefix, &key)
-            .and_then(|o| Offset::try_new(o).ok())
-            .ok_or(Error::MalformedState {
-                area: Area::ProducerState.name(),
-                reason: "bad snapshot key",
-            })?;
-        Ok(Some((offset, producer_state::decode(&value)?)))
     }
 }

@@ -19,6 +19,13 @@ impl PartitionLog {
     /// that contained `offset` (at most `offset`). Truncating at or past the log end does
     /// nothing; truncating below the log start empties the log and restarts it at `offset`.
     pub fn truncate_to(&self, offset: Offset) -> Result<Offset> {
+        let mut producers = self.lock_producers()?;
+        let new_end = self.truncate_locked(offset)?;
+        self.reload_producers(&mut producers)?;
+        Ok(new_end)
+    }
+
+    fn truncate_locked(&self, offset: Offset) -> Result<Offset> {
         let mut inner = self.lock()?;
         if offset >= inner.log_end() {
             return Ok(inner.log_end());
@@ -158,8 +165,9 @@ impl PartitionLog {
 
     /// Empties the log and restarts it at `offset` (a follower far behind the leader's log start).
     pub fn truncate_fully_and_start_at(&self, offset: Offset) -> Result<()> {
-        let mut inner = self.lock()?;
-        self.reset_locked(&mut inner, offset)
+        let mut producers = self.lock_producers()?;
+        self.reset_locked(&mut *self.lock()?, offset)?;
+        self.reload_producers(&mut producers)
     }
 
     pub(super) fn reset_locked(&self, inner: &mut Inner, offset: Offset) -> Result<()> {

@@ -44,6 +44,11 @@ bench-control-plane: ## Failover and metadata-propagation timings against a real
 	$(CARGO) build --workspace --bins
 	$(CARGO) bench --workspace --bench control_plane --profile dev
 
+.PHONY: bench-data-plane
+bench-data-plane: ## Produce/consume throughput and latency vs NATS JetStream and iperf3 (medians)
+	$(CARGO) build --release --workspace --bins
+	$(CARGO) bench --workspace --bench data_plane
+
 .PHONY: bench-storage
 bench-storage: ## Storage benchmarks: append and sequential read of one partition
 	$(CARGO) bench --workspace --bench partition_log

@@ -14,7 +14,6 @@ use strom_storage::{RocksStateStore, StateStore, SystemClock};
 use strom_types::BrokerId;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
@@ -135,7 +134,7 @@ impl BoundBroker {
         tasks.close();
         info!(address = %self.address, advertised = %self.advertised, broker = id.get(), "broker listening");
         let max_request = usize::try_from(self.config.max_request_size.0).unwrap_or(usize::MAX);
-        let served = tonic::transport::Server::builder()
+        let served = strom_server_kit::grpc::server()
             .add_service(
                 BrokerServiceServer::new(BrokerGrpc::new(
                     self.config.cluster.clone(),
@@ -160,7 +159,7 @@ impl BoundBroker {
                     .max_decoding_message_size(max_request),
             )
             .serve_with_incoming_shutdown(
-                TcpListenerStream::new(self.listener),
+                strom_server_kit::grpc::incoming(self.listener),
                 shutdown.cancelled(),
             )
             .await;

@@ -8,7 +8,6 @@ use strom_meta::{ClusterMeta, EtcdOptions, EtcdStore, Keys, MetaStore};
 use strom_proto::admin::v1::admin_service_server::AdminServiceServer;
 use strom_proto::controller::v1::controller_service_server::ControllerServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
@@ -81,11 +80,11 @@ impl BoundController {
         tracker.spawn(self.runtime.run(shutdown.clone()));
         tracker.close();
         info!(address = %self.address, id = self.config.id, "controller listening");
-        let served = tonic::transport::Server::builder()
+        let served = strom_server_kit::grpc::server()
             .add_service(AdminServiceServer::new(router.clone()))
             .add_service(ControllerServiceServer::new(router))
             .serve_with_incoming_shutdown(
-                TcpListenerStream::new(self.listener),
+                strom_server_kit::grpc::incoming(self.listener),
                 shutdown.cancelled(),
             )
             .await;

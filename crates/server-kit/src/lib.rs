@@ -8,6 +8,8 @@
 //! - **Shutdown** ([`shutdown_token`], [`drain`]): SIGTERM/SIGINT cancel a
 //!   `CancellationToken`; tracked tasks drain with a deadline.
 //! - **CLI** ([`CommonArgs`], [`Startup`]): `--config`, `--set`, `--check-config`.
+//! - **gRPC serving** ([`grpc`]): a server builder with wide HTTP/2 windows, and accepted
+//!   connections with TCP_NODELAY.
 //! - **Metadata store settings** ([`EtcdConfig`]): the `[etcd]` section every service shares
 //!   (endpoints and timeouts only; the client itself lives in `strom-meta`).
 //!
@@ -18,6 +20,7 @@ mod cli;
 mod config;
 mod error;
 mod etcd;
+pub mod grpc;
 mod logging;
 mod shutdown;
 mod units;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use strom_proto::common::v1::ErrorCode;
 use strom_proto::replication::v1 as pb;
 use strom_proto::replication::v1::replication_service_client::ReplicationServiceClient;
+use strom_server_kit::grpc;
 use strom_types::{BrokerId, LeaderEpoch, Offset, PartitionId, TopicId};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -181,6 +182,9 @@ impl Fetcher {
                     endpoint
                         .connect_timeout(Duration::from_secs(3))
                         .timeout(MAX_WAIT + Duration::from_secs(10))
+                        .tcp_nodelay(true)
+                        .initial_stream_window_size(grpc::STREAM_WINDOW)
+                        .initial_connection_window_size(grpc::CONNECTION_WINDOW)
                         .connect_lazy(),
                 )
                 // A response holds up to 16 MiB of batches, and at least one whole batch.

@@ -5,12 +5,12 @@
 mod common;
 
 use common::data::{
-    Cluster, TOPIC, batch, client, fetch_request, leader_of, now_ms, produce_request, values,
+    Cluster, TOPIC, batch, client, fetch_request, idempotent_batch, leader_of, produce_request,
+    values,
 };
 use strom_proto::broker::v1 as pb;
 use strom_proto::common::v1::ErrorCode;
 use strom_record::{BatchBuilder, Compression};
-use strom_types::{ProducerEpoch, ProducerId, Sequence};
 
 fn partition_code(response: &pb::ProduceResponse) -> Option<ErrorCode> {
     response.topics[0].partitions[0]
@@ -29,18 +29,6 @@ fn fetch_code(response: &pb::FetchResponse) -> Option<ErrorCode> {
             .and_then(|t| t.partitions.first())
             .and_then(|p| p.error.as_ref()))
         .map(|e| ErrorCode::try_from(e.code).unwrap())
-}
-
-fn idempotent(id: i64, seq: i32, value: &str) -> bytes::Bytes {
-    let mut builder = BatchBuilder::new(Compression::None).producer(
-        ProducerId::new(id),
-        ProducerEpoch::new(0),
-        Sequence::new(seq),
-    );
-    builder
-        .append(now_ms(), None, Some(value.as_bytes()), &[])
-        .unwrap();
-    builder.build().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,7 +106,7 @@ async fn each_bad_request_gets_its_code_and_appends_nothing() {
     assert_eq!(
         produce(produce_request(
             pb::Acks::All as i32,
-            idempotent(77, 0, "i0")
+            idempotent_batch(77, 0, &["i0"])
         ))
         .await,
         None
@@ -126,12 +114,12 @@ async fn each_bad_request_gets_its_code_and_appends_nothing() {
     produce_codes.push(
         produce(produce_request(
             pb::Acks::All as i32,
-            idempotent(77, 5, "gap"),
+            idempotent_batch(77, 5, &["gap"]),
         ))
         .await,
     );
-    let mut two = idempotent(77, 1, "i1").to_vec();
-    two.extend_from_slice(&idempotent(77, 2, "i2"));
+    let mut two = idempotent_batch(77, 1, &["i1"]).to_vec();
+    two.extend_from_slice(&idempotent_batch(77, 2, &["i2"]));
     produce_codes.push(produce(produce_request(pb::Acks::All as i32, two.into())).await);
     assert_eq!(
         produce_codes,

@@ -9,16 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::data::{
-    Cluster, TOPIC, batch, client, fetch_all, leader_of, now_ms, produce_request, values,
+    Cluster, TOPIC, batch, client, fetch_all, idempotent_batch, leader_of, produce_request, values,
 };
 use common::{BrokerProc, wait_for};
 use strom_proto::broker::v1 as pb;
 use strom_proto::common::v1::ErrorCode;
-use strom_record::{BatchBuilder, Compression};
 use strom_storage::{LogConfig, PartitionLog, ReadBound, RocksStateStore, SystemClock};
-use strom_types::{
-    Offset, PartitionId, ProducerEpoch, ProducerId, Sequence, TopicName, TopicPartition,
-};
+use strom_types::{Offset, PartitionId, TopicName, TopicPartition};
 
 /// The ISR of partition 0 as `brokers[witness]` sees it.
 async fn isr(brokers: &[BrokerProc], witness: usize) -> Option<Vec<i32>> {
@@ -246,21 +243,6 @@ async fn without_enough_in_sync_replicas_acks_all_stops_and_reads_go_on() {
     controller.stop().await;
 }
 
-/// An idempotent batch of producer `id`, starting at sequence `seq`.
-fn idempotent(id: i64, seq: i32, values: &[&str]) -> bytes::Bytes {
-    let mut builder = BatchBuilder::new(Compression::Lz4).producer(
-        ProducerId::new(id),
-        ProducerEpoch::new(0),
-        Sequence::new(seq),
-    );
-    for value in values {
-        builder
-            .append(now_ms(), None, Some(value.as_bytes()), &[])
-            .unwrap();
-    }
-    builder.build().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idempotent_retry_after_leader_changes_is_not_duplicated() {
     let Some(Cluster {
@@ -279,9 +261,9 @@ async fn an_idempotent_retry_after_leader_changes_is_not_duplicated() {
         .unwrap()
         .into_inner()
         .producer_id;
-    let b0 = idempotent(id, 0, &["a", "b"]);
-    let b2 = idempotent(id, 2, &["c", "d"]);
-    let b4 = idempotent(id, 4, &["e"]);
+    let b0 = idempotent_batch(id, 0, &["a", "b"]);
+    let b2 = idempotent_batch(id, 2, &["c", "d"]);
+    let b4 = idempotent_batch(id, 4, &["e"]);
     assert_eq!(
         produce(&brokers[first_leader], pb::Acks::All, b0.clone())
             .await
@@ -305,7 +287,7 @@ async fn an_idempotent_retry_after_leader_changes_is_not_duplicated() {
     let gap = produce(
         &brokers[second_leader],
         pb::Acks::All,
-        idempotent(id, 9, &["gap"]),
+        idempotent_batch(id, 9, &["gap"]),
     )
     .await;
     assert_eq!(code(&gap), Some(ErrorCode::OutOfOrderSequenceNumber));

@@ -173,7 +173,19 @@ async fn append(
     }
     let log = replica.log.clone();
     let records = partition.records;
-    let appended = tokio::task::spawn_blocking(move || log.append_as_leader(&records, epoch)).await;
+    let (me, isr, progress) = (
+        lookup.me,
+        replica.record.isr.clone(),
+        replica.progress.clone(),
+    );
+    // One trip to a blocking thread appends and, since with no other ISR member the append
+    // alone moves it, recomputes the high watermark.
+    let appended = tokio::task::spawn_blocking(move || {
+        let info = log.append_as_leader(&records, epoch)?;
+        advance_high_watermark(&log, &progress, me, &isr)?;
+        Ok::<_, strom_storage::Error>(info)
+    })
+    .await;
     let info = match appended {
         Ok(Ok(info)) => info,
         Ok(Err(error)) => return Err(storage_error(&error)),
@@ -184,8 +196,6 @@ async fn append(
             ));
         }
     };
-    // With no other ISR member the append alone moves the high watermark.
-    advance_high_watermark(lookup, &replica).await;
     replica.signal_activity();
     let result = pb::ProducePartitionResult {
         partition: partition.partition,
@@ -198,23 +208,22 @@ async fn append(
     Ok((result, replica, info.last_offset))
 }
 
-/// Recomputes the high watermark after a local append.
-async fn advance_high_watermark(lookup: &Lookup, replica: &Replica) {
-    let log = replica.log.clone();
-    let (me, isr) = (lookup.me, replica.record.isr.clone());
-    let progress = replica.progress.clone();
-    let _ = tokio::task::spawn_blocking(move || -> strom_storage::Result<()> {
-        let (leo, current) = (log.log_end_offset()?, log.high_watermark()?);
-        let hw = progress
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .high_watermark(me, leo, &isr, current);
-        if hw > current {
-            log.update_high_watermark(hw)?;
-        }
-        Ok(())
-    })
-    .await;
+/// Recomputes the high watermark after a local append (on a blocking thread).
+fn advance_high_watermark(
+    log: &strom_storage::PartitionLog,
+    progress: &std::sync::Mutex<crate::replication::LeaderProgress>,
+    me: strom_types::BrokerId,
+    isr: &[strom_types::BrokerId],
+) -> strom_storage::Result<()> {
+    let (leo, current) = (log.log_end_offset()?, log.high_watermark()?);
+    let hw = progress
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .high_watermark(me, leo, isr, current);
+    if hw > current {
+        log.update_high_watermark(hw)?;
+    }
+    Ok(())
 }
 
 /// Waits until the high watermark passes `last` (acks=all).

@@ -34,7 +34,7 @@ impl StromCluster {
         let etcd = EtcdServer::start().await?;
         let controller = InProcController::start(1, name, &etcd).await;
         let brokers: Vec<BrokerProc> = (1..=size)
-            .map(|id| BrokerProc::spawn(id, name, &etcd.endpoint()))
+            .map(|id| BrokerProc::spawn_with_lag(id, name, &etcd.endpoint(), "10s"))
             .collect();
         let expected = usize::try_from(size).ok()?;
         wait_for(

@@ -8,6 +8,7 @@ use strom_proto::admin::v1 as admin;
 use strom_proto::broker::v1 as pb;
 use strom_proto::broker::v1::broker_service_client::BrokerServiceClient;
 use strom_record::{BatchBuilder, Compression, batches, decode_records};
+use strom_types::{ProducerEpoch, ProducerId, Sequence};
 
 use super::{BrokerProc, InProcController, wait_for};
 
@@ -25,6 +26,21 @@ pub fn now_ms() -> i64 {
 /// A batch (lz4) of records with these values, stamped now.
 pub fn batch(values: &[&str]) -> bytes::Bytes {
     let mut builder = BatchBuilder::new(Compression::Lz4);
+    for value in values {
+        builder
+            .append(now_ms(), None, Some(value.as_bytes()), &[])
+            .unwrap();
+    }
+    builder.build().unwrap()
+}
+
+/// An idempotent batch (lz4) of producer `id` at epoch 0, starting at sequence `seq`.
+pub fn idempotent_batch(id: i64, seq: i32, values: &[&str]) -> bytes::Bytes {
+    let mut builder = BatchBuilder::new(Compression::Lz4).producer(
+        ProducerId::new(id),
+        ProducerEpoch::new(0),
+        Sequence::new(seq),
+    );
     for value in values {
         builder
             .append(now_ms(), None, Some(value.as_bytes()), &[])

@@ -54,12 +54,18 @@ pub struct BrokerProc {
 }
 
 impl BrokerProc {
+    /// A broker with test timings: followers leave the ISR after 2 s without catching up.
     pub fn spawn(id: i32, cluster: &str, etcd: &str) -> Self {
+        Self::spawn_with_lag(id, cluster, etcd, "2s")
+    }
+
+    /// A broker whose `replica-lag-time-max` is `lag` (benchmarks use the 10 s default).
+    pub fn spawn_with_lag(id: i32, cluster: &str, etcd: &str, lag: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let address = format!("127.0.0.1:{}", free_port());
         let text = format!(
             "id = {id}\ncluster = \"{cluster}\"\nlisten = \"{address}\"\nrack = \"rack-{id}\"\n\
-             data-dir = \"{}\"\nlease-ttl = \"5s\"\nreplica-lag-time-max = \"2s\"\nlog-retention-check-interval = \"1s\"\n[etcd]\nendpoints = [\"{etcd}\"]\n\
+             data-dir = \"{}\"\nlease-ttl = \"5s\"\nreplica-lag-time-max = \"{lag}\"\nlog-retention-check-interval = \"1s\"\n[etcd]\nendpoints = [\"{etcd}\"]\n\
              [logging]\nlevel = \"warn\"\n",
             dir.path().join("data").display()
         );

@@ -1,7 +1,7 @@
 //! Strom's broker.
 //!
 //! A broker registers under an etcd lease ([`registration`]), mirrors cluster metadata with
-//! watches ([`metadata`]), keeps one partition log per replica assigned to it and knows its
+//! watches ([`strom_meta::MetadataSync`]), keeps one partition log per replica assigned to it and knows its
 //! role for each ([`replicas`]), answers Metadata from its cache and forwards admin calls to
 //! the active controller ([`grpc`]), and replicates from leaders to followers
 //! ([`replication`]). [`server`] wires these into a process.
@@ -11,7 +11,6 @@ pub mod data;
 mod error;
 pub mod grpc;
 pub mod maintenance;
-pub mod metadata;
 pub mod registration;
 pub mod replicas;
 pub mod replication;

@@ -14,9 +14,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::metadata::{ClusterState, MetadataCache};
 use crate::replication::{FetcherManager, LeaderProgress};
 use crate::{Error, Result};
+use strom_meta::{ClusterState, MetadataCache};
 
 /// The file in each partition directory naming the topic id the log belongs to, so a log left
 /// by a deleted topic is never taken for a re-created topic of the same name.

@@ -9,6 +9,7 @@ use strom_meta::records::BrokerRegistration;
 use strom_meta::{ClusterMeta, EtcdOptions, EtcdStore, Keys, MetaStore};
 use strom_proto::admin::v1::admin_service_server::AdminServiceServer;
 use strom_proto::broker::v1::broker_service_server::BrokerServiceServer;
+use strom_proto::coordinator::v1::coordinator_service_server::CoordinatorServiceServer;
 use strom_proto::replication::v1::replication_service_server::ReplicationServiceServer;
 use strom_storage::{RocksStateStore, StateStore, SystemClock};
 use strom_types::BrokerId;
@@ -20,12 +21,12 @@ use tracing::info;
 
 use crate::config::BrokerConfig;
 use crate::data::{Lookup, ProducerIds};
-use crate::grpc::{AdminForwarder, BrokerGrpc};
+use crate::grpc::{AdminForwarder, BrokerGrpc, CoordinatorLocator};
 use crate::maintenance::run_log_maintenance;
-use crate::metadata::MetadataSync;
 use crate::replicas::ReplicaManager;
 use crate::replication::{IsrProposals, ReplicationGrpc, run_lag_checker, run_proposer};
 use crate::{Error, Result, registration};
+use strom_meta::MetadataSync;
 
 /// Connects to the etcd named in `config`.
 pub async fn connect_etcd(config: &BrokerConfig) -> Result<Arc<dyn MetaStore>> {
@@ -154,6 +155,11 @@ impl BoundBroker {
                 ))
                 .max_decoding_message_size(max_request),
             )
+            .add_service(CoordinatorServiceServer::new(CoordinatorLocator::new(
+                self.store.clone(),
+                Keys::new(&self.config.cluster),
+                cache.clone(),
+            )))
             .add_service(
                 ReplicationServiceServer::new(ReplicationGrpc::new(id, cache, replicas, proposals))
                     .max_decoding_message_size(max_request),

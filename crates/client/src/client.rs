@@ -9,6 +9,7 @@ use std::time::Duration;
 use strom_proto::broker::v1 as pb;
 use strom_proto::broker::v1::broker_service_client::BrokerServiceClient;
 use strom_proto::common::v1::LeaderHint;
+use strom_proto::coordinator::v1::coordinator_service_client::CoordinatorServiceClient;
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 
@@ -77,6 +78,16 @@ impl Client {
     /// accepting and sending messages of up to 64 MiB.
     pub fn broker_client(&self, address: &str) -> Result<BrokerServiceClient<Channel>> {
         Ok(BrokerServiceClient::new(self.channel(address)?)
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE))
+    }
+
+    /// A CoordinatorService client for `address` (`host:port`) over the shared channel to it.
+    ///
+    /// Brokers answer its FindCoordinator method too, so any broker address can be used to
+    /// locate a group's coordinator.
+    pub fn coordinator_client(&self, address: &str) -> Result<CoordinatorServiceClient<Channel>> {
+        Ok(CoordinatorServiceClient::new(self.channel(address)?)
             .max_decoding_message_size(MAX_MESSAGE_SIZE)
             .max_encoding_message_size(MAX_MESSAGE_SIZE))
     }
@@ -229,6 +240,21 @@ impl Client {
         }
     }
 
+    /// Every broker address worth asking, without repeats: the one that answered last, then
+    /// the known brokers, then the bootstrap list.
+    pub(crate) fn broker_addresses(&self) -> Vec<String> {
+        let mut candidates: Vec<String> = lock(&self.inner.last_good).iter().cloned().collect();
+        candidates.extend(lock(&self.inner.metadata).broker_addresses());
+        candidates.extend(self.inner.config.bootstrap.iter().cloned());
+        let mut unique = Vec::with_capacity(candidates.len());
+        for address in candidates {
+            if !unique.contains(&address) {
+                unique.push(address);
+            }
+        }
+        unique
+    }
+
     /// Tries `call` on the broker that answered last, then every known broker, then the
     /// bootstrap list, and returns the first answer.
     async fn call_any<T, F, Fut>(&self, operation: &'static str, call: F) -> Result<T>
@@ -236,15 +262,8 @@ impl Client {
         F: Fn(BrokerServiceClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        let mut candidates: Vec<String> = lock(&self.inner.last_good).iter().cloned().collect();
-        candidates.extend(lock(&self.inner.metadata).broker_addresses());
-        candidates.extend(self.inner.config.bootstrap.iter().cloned());
         let mut last_error = None;
-        let mut tried = Vec::with_capacity(candidates.len());
-        for address in candidates {
-            if tried.contains(&address) {
-                continue;
-            }
+        for address in self.broker_addresses() {
             let rpc = match self.broker_client(&address) {
                 Ok(rpc) => rpc,
                 Err(error) => {
@@ -262,7 +281,6 @@ impl Client {
                     last_error = Some(error);
                 }
             }
-            tried.push(address);
         }
         Err(last_error.unwrap_or(Error::Config {
             setting: "bootstrap",

@@ -5,6 +5,7 @@
 //! poll that was cancelled drops the subscription, and the next poll subscribes again from
 //! the consumer's position, so nothing is skipped.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,6 +19,10 @@ use crate::{Client, ConsumerConfig, Error, Result, StartOffset};
 /// One record read from a partition.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ConsumerRecord {
+    /// The topic the record was read from; shared by every record of the partition.
+    pub topic: Arc<str>,
+    /// The partition the record was read from.
+    pub partition: i32,
     /// The record's offset.
     pub offset: i64,
     /// Milliseconds since the Unix epoch (create time, or the broker's append time).
@@ -34,7 +39,7 @@ pub struct ConsumerRecord {
 #[derive(Debug)]
 pub struct PartitionConsumer {
     client: Client,
-    topic: String,
+    topic: Arc<str>,
     partition: i32,
     config: ConsumerConfig,
     position: i64,
@@ -56,7 +61,7 @@ impl PartitionConsumer {
         let start = config.start;
         let mut consumer = PartitionConsumer {
             client,
-            topic: topic.into(),
+            topic: Arc::from(topic.into()),
             partition,
             config,
             position: 0,
@@ -124,7 +129,7 @@ impl PartitionConsumer {
     /// code; the position is left for the caller to [`seek`](Self::seek).
     pub async fn poll(&mut self) -> Result<Vec<ConsumerRecord>> {
         let records = self.next_records().await?;
-        match decode(&records, self.position) {
+        match decode(&records, self.position, &self.topic, self.partition) {
             Ok((decoded, next)) => {
                 self.advance(next);
                 Ok(decoded)
@@ -202,7 +207,7 @@ impl PartitionConsumer {
             min_bytes: self.config.fetch_min_bytes,
             max_bytes: self.config.fetch_max_bytes,
             topics: vec![pb::FetchTopic {
-                topic: self.topic.clone(),
+                topic: self.topic.to_string(),
                 partitions: vec![pb::FetchPartition {
                     partition: self.partition,
                     fetch_offset: self.position,
@@ -226,7 +231,7 @@ impl PartitionConsumer {
         let result = response
             .topics
             .into_iter()
-            .filter(|t| t.topic == self.topic)
+            .filter(|t| *t.topic == *self.topic)
             .flat_map(|t| t.partitions)
             .find(|p| p.partition == self.partition);
         let Some(result) = result else {
@@ -264,7 +269,7 @@ impl PartitionConsumer {
         let leader = self.client.leader(&self.topic, self.partition).await?;
         let request = pb::ListOffsetsRequest {
             topics: vec![pb::ListOffsetsTopic {
-                topic: self.topic.clone(),
+                topic: self.topic.to_string(),
                 partitions: vec![pb::ListOffsetsPartition {
                     partition: self.partition,
                     spec: spec.into(),
@@ -369,7 +374,12 @@ fn split_batches(records: &Bytes) -> Result<(Vec<Bytes>, Option<i64>)> {
 
 /// Decodes (and CRC-checks) every record at or after `position`, skipping control batches;
 /// also returns the offset after the last batch.
-fn decode(records: &Bytes, position: i64) -> Result<(Vec<ConsumerRecord>, Option<i64>)> {
+fn decode(
+    records: &Bytes,
+    position: i64,
+    topic: &Arc<str>,
+    partition: i32,
+) -> Result<(Vec<ConsumerRecord>, Option<i64>)> {
     let (batches, next) = split_batches(records)?;
     let mut out = Vec::new();
     for batch in batches {
@@ -383,6 +393,8 @@ fn decode(records: &Bytes, position: i64) -> Result<(Vec<ConsumerRecord>, Option
                 continue;
             }
             out.push(ConsumerRecord {
+                topic: Arc::clone(topic),
+                partition,
                 offset: record.offset,
                 timestamp: record.timestamp,
                 key: record.key,
@@ -427,13 +439,15 @@ mod tests {
             batch(10, &["a", "b", "c"], Compression::None),
             batch(13, &["d", "e"], Compression::Zstd),
         ]);
-        let (decoded, next) = decode(&records, 11).unwrap();
+        let topic: Arc<str> = Arc::from("t");
+        let (decoded, next) = decode(&records, 11, &topic, 2).unwrap();
         let offsets: Vec<i64> = decoded.iter().map(|r| r.offset).collect();
         assert_eq!(offsets, [11, 12, 13, 14]);
         assert_eq!(next, Some(15));
         assert_eq!(decoded[0].value.as_deref(), Some(&b"b"[..]));
         assert_eq!(decoded[0].headers, [("h".to_owned(), None)]);
         assert_eq!(decoded[3].timestamp, 7);
+        assert_eq!((&*decoded[3].topic, decoded[3].partition), ("t", 2));
     }
 
     #[test]
@@ -460,7 +474,7 @@ mod tests {
         let last = corrupt.len() - 1;
         corrupt[last] ^= 0xff;
         assert!(matches!(
-            decode(&corrupt.freeze(), 0),
+            decode(&corrupt.freeze(), 0, &Arc::from("t"), 0),
             Err(Error::Record(_))
         ));
     }

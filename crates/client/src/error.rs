@@ -39,6 +39,29 @@ pub enum Error {
         /// The broker's human-readable detail.
         message: String,
     },
+    /// A group coordinator answered with a Strom error code, e.g.
+    /// `FENCED_MEMBER_EPOCH` for a commit from a member that lost its partitions, or
+    /// `INVALID_GROUP_ID` when a group consumer cannot join at all.
+    #[error("coordinator error {}: {message}", code.as_str_name())]
+    Coordinator {
+        /// The code the coordinator sent; decides whether a retry can help.
+        code: ErrorCode,
+        /// The coordinator's human-readable detail.
+        message: String,
+    },
+    /// The coordinator did not commit the offset of one partition, e.g.
+    /// `COMMIT_OFFSET_BEHIND` when the commit would move the group's offset backward.
+    #[error("commit of {topic}-{partition} failed with {}: {message}", code.as_str_name())]
+    Commit {
+        /// The topic of the partition.
+        topic: String,
+        /// The partition index.
+        partition: i32,
+        /// The code the coordinator sent for this partition.
+        code: ErrorCode,
+        /// The coordinator's human-readable detail.
+        message: String,
+    },
     /// A broker's answer lacks something the contract promises (e.g. the result of a requested
     /// partition).
     #[error("malformed response: {reason}")]
@@ -99,11 +122,21 @@ impl Error {
         }
     }
 
-    /// The broker's error code, if a broker answered with one.
+    /// A coordinator error with `code` and `message`.
+    pub(crate) fn coordinator(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Coordinator {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The error code, if a broker or coordinator answered with one.
     #[must_use]
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            Self::Broker { code, .. } => Some(*code),
+            Self::Broker { code, .. }
+            | Self::Coordinator { code, .. }
+            | Self::Commit { code, .. } => Some(*code),
             _ => None,
         }
     }
@@ -118,7 +151,9 @@ impl Error {
     pub fn is_retriable(&self) -> bool {
         match self {
             Self::Transport(status) => transport_retriable(status.code()),
-            Self::Broker { code, .. } => code.is_retriable(),
+            Self::Broker { code, .. }
+            | Self::Coordinator { code, .. }
+            | Self::Commit { code, .. } => code.is_retriable(),
             Self::Timeout { .. } => true,
             Self::Config { .. }
             | Self::InvalidAddress { .. }
@@ -127,6 +162,16 @@ impl Error {
             | Self::Record(_)
             | Self::Closed => false,
         }
+    }
+
+    /// Whether a group coordinator said the member lost its membership
+    /// (`FENCED_MEMBER_EPOCH` or `UNKNOWN_MEMBER_ID`): its partitions are gone and it rejoins.
+    #[must_use]
+    pub fn is_fenced(&self) -> bool {
+        matches!(
+            self.code(),
+            Some(ErrorCode::FencedMemberEpoch | ErrorCode::UnknownMemberId)
+        )
     }
 
     /// Whether the failure says nothing about which broker is right, so the caller should
@@ -229,6 +274,26 @@ mod tests {
             after: Duration::from_secs(1),
         };
         assert!(timeout.is_retriable() && timeout.needs_metadata_refresh());
+    }
+
+    #[test]
+    fn coordinator_errors_classify_by_code() {
+        let moved = Error::coordinator(ErrorCode::NotCoordinator, "elsewhere");
+        assert!(moved.is_retriable() && !moved.is_fenced() && !moved.needs_metadata_refresh());
+        let fenced = Error::coordinator(ErrorCode::FencedMemberEpoch, "old epoch");
+        assert!(fenced.is_fenced() && !fenced.is_retriable());
+        let behind = Error::Commit {
+            topic: "t".into(),
+            partition: 3,
+            code: ErrorCode::CommitOffsetBehind,
+            message: "backward".into(),
+        };
+        assert_eq!(behind.code(), Some(ErrorCode::CommitOffsetBehind));
+        assert!(!behind.is_retriable());
+        assert_eq!(
+            behind.to_string(),
+            "commit of t-3 failed with ERROR_CODE_COMMIT_OFFSET_BEHIND: backward"
+        );
     }
 
     #[test]

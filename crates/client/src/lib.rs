@@ -1,6 +1,6 @@
-//! The Rust client of Strom: a pipelined, idempotent [`Producer`] and a
-//! [`PartitionConsumer`], on top of a shared [`Client`] that caches cluster metadata and keeps
-//! one gRPC channel per broker.
+//! The Rust client of Strom: a pipelined, idempotent [`Producer`], a [`PartitionConsumer`]
+//! and a consumer-group [`GroupConsumer`], on top of a shared [`Client`] that caches cluster
+//! metadata and keeps one gRPC channel per broker (and per group coordinator).
 //!
 //! # Producing and consuming
 //!
@@ -32,6 +32,47 @@
 //! # }
 //! ```
 //!
+//! # Consuming as a group
+//!
+//! Members of a group share the partitions of the topics they subscribe to; the group's
+//! coordinator assigns them and moves them when members come and go. Positions are committed
+//! to the group, so a partition's next owner continues where the last one stopped.
+//!
+//! ```no_run
+//! use strom_client::{
+//!     Client, ClientConfig, GroupConsumer, GroupConsumerConfig, RebalanceListener,
+//!     Subscription, TopicPartition,
+//! };
+//!
+//! struct Log;
+//!
+//! impl RebalanceListener for Log {
+//!     fn on_partitions_assigned(&mut self, partitions: &[TopicPartition]) {
+//!         tracing::info!(?partitions, "assigned");
+//!     }
+//! }
+//!
+//! # async fn example() -> strom_client::Result<()> {
+//! let client = Client::connect(ClientConfig::new(["localhost:9092"])).await?;
+//! let config = GroupConsumerConfig {
+//!     auto_commit: false,
+//!     ..GroupConsumerConfig::new("billing")
+//! };
+//! let mut consumer =
+//!     GroupConsumer::new(client, config, Subscription::topics(["events"])).await?;
+//! consumer.set_listener(Log);
+//! for _ in 0..100 {
+//!     for record in consumer.poll().await? {
+//!         tracing::info!(topic = %record.topic, record.partition, record.offset, "got");
+//!     }
+//!     // Everything returned so far is processed: commit it.
+//!     consumer.commit().await?;
+//! }
+//! consumer.close().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Delivery guarantees
 //!
 //! With the defaults (`acks = All`, idempotence on) a record whose future resolves `Ok` is
@@ -44,6 +85,7 @@ mod client;
 mod config;
 mod consumer;
 mod error;
+mod group;
 mod metadata;
 mod producer;
 
@@ -53,6 +95,10 @@ pub use client::Client;
 pub use config::{Acks, ClientConfig, ConsumerConfig, ProducerConfig, StartOffset};
 pub use consumer::{ConsumerRecord, PartitionConsumer};
 pub use error::{Error, Result};
+pub use group::{
+    GroupConsumer, GroupConsumerConfig, OffsetReset, RebalanceListener, Subscription,
+    TopicPartition,
+};
 pub use metadata::PartitionLeader;
 pub use producer::{
     DeliveryFuture, Producer, ProducerRecord, RecordMetadata, murmur2, partition_for_key,
@@ -97,6 +143,12 @@ mod tests {
             send(consumer);
             send(&consumer.poll());
         }
-        let _ = (producer_future, consumer_future);
+        fn group_future(consumer: &mut GroupConsumer) {
+            send(consumer);
+            send(&consumer.poll());
+            send(&consumer.commit());
+        }
+        let _ = (producer_future, consumer_future, group_future);
+        send_and_sync::<GroupConsumer>();
     }
 }

@@ -91,6 +91,63 @@ impl Keys {
     pub fn producer_ids(&self) -> String {
         format!("{}producer-ids", self.root)
     }
+
+    /// The prefix of every coordinator registration.
+    pub fn coordinators(&self) -> String {
+        format!("{}coordinators/", self.root)
+    }
+
+    /// One coordinator's registration.
+    pub fn coordinator(&self, id: i32) -> String {
+        format!("{}coordinators/{id}", self.root)
+    }
+
+    /// The prefix of every group's keys.
+    pub fn groups(&self) -> String {
+        format!("{}groups/", self.root)
+    }
+
+    /// The owner key of a group: the owning coordinator, attached to its lease. Its create
+    /// revision fences the owner's writes. Group ids never contain `/`.
+    pub fn group_owner(&self, group: &str) -> String {
+        format!("{}groups/{group}/owner", self.root)
+    }
+
+    /// The membership and assignment state of a group.
+    pub fn group_state(&self, group: &str) -> String {
+        format!("{}groups/{group}/state", self.root)
+    }
+
+    /// The group id and the key's last segment (`owner` or `state`) of a group key.
+    pub fn parse_group<'k>(&self, key: &'k str) -> Option<(&'k str, &'k str)> {
+        let rest = key.strip_prefix(self.groups().as_str())?;
+        rest.split_once('/')
+    }
+
+    /// The prefix of every committed offset.
+    pub fn all_offsets(&self) -> String {
+        format!("{}offsets/", self.root)
+    }
+
+    /// The prefix of one group's committed offsets.
+    pub fn group_offsets(&self, group: &str) -> String {
+        format!("{}offsets/{group}/", self.root)
+    }
+
+    /// One committed offset.
+    pub fn offset(&self, group: &str, topic: &TopicName, partition: PartitionId) -> String {
+        format!("{}offsets/{group}/{topic}/{partition}", self.root)
+    }
+
+    /// The group, topic and partition of a committed-offset key.
+    pub fn parse_offset(&self, key: &str) -> Option<(String, TopicName, PartitionId)> {
+        let rest = key.strip_prefix(self.all_offsets().as_str())?;
+        let mut parts = rest.splitn(3, '/');
+        let group = parts.next()?.to_owned();
+        let topic = TopicName::new(parts.next()?).ok()?;
+        let partition = PartitionId::try_new(parts.next()?.parse().ok()?).ok()?;
+        Some((group, topic, partition))
+    }
 }
 
 #[cfg(test)]
@@ -109,8 +166,22 @@ mod tests {
             Some(BrokerId::new(3))
         );
         let topic = TopicName::new("orders").unwrap();
-        assert_eq!(keys.parse_topic(&keys.topic(&topic)), Some(topic));
+        assert_eq!(keys.parse_topic(&keys.topic(&topic)), Some(topic.clone()));
         assert_eq!(keys.parse_broker("/strom/prod/brokers/x"), None);
+        let offset = keys.offset("billing", &topic, PartitionId::new(3));
+        assert_eq!(offset, "/strom/prod/offsets/billing/orders/3");
+        assert_eq!(
+            keys.parse_offset(&offset),
+            Some(("billing".to_owned(), topic.clone(), PartitionId::new(3)))
+        );
+        assert_eq!(
+            keys.parse_group(&keys.group_owner("billing")),
+            Some(("billing", "owner"))
+        );
+        assert_eq!(
+            keys.parse_offset("/strom/prod/offsets/billing/orders"),
+            None
+        );
         assert_eq!(keys.parse_partition("/strom/prod/partitions/zz/1"), None);
     }
 }

@@ -28,6 +28,36 @@ pub struct BrokerRegistration {
     pub incarnation: String,
 }
 
+/// A coordinator's registration under `coordinators/<id>`, attached to its lease; the same
+/// record is the value of the `groups/<g>/owner` keys it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinatorRecord {
+    /// The coordinator's id.
+    pub id: i32,
+    /// The `host:port` clients use to reach it.
+    pub address: String,
+}
+
+/// A committed offset under `offsets/<g>/<topic>/<p>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OffsetRecord {
+    /// The id of the topic the offset was committed for; an offset whose topic was deleted and
+    /// re-created under the same name does not apply to the new topic.
+    pub topic_id: TopicId,
+    /// The offset of the next record to consume.
+    pub offset: i64,
+    /// The leader epoch of the last consumed record, when the consumer knew it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_epoch: Option<i32>,
+    /// Free-form data from the committer.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub metadata: String,
+    /// When the coordinator stored it, in Unix milliseconds.
+    pub commit_timestamp_ms: i64,
+}
+
 /// The active controller's record under `controller`, attached to its lease.
 ///
 /// Its create revision is the **controller epoch**.

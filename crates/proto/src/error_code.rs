@@ -82,6 +82,7 @@ impl ErrorCode {
             | Self::UnreleasedInstanceId
             | Self::UnsupportedAssignor
             | Self::InvalidRegularExpression
+            | Self::CommitOffsetBehind
             | Self::UnknownServerError => false,
         }
     }
@@ -228,6 +229,7 @@ mod tests {
         (ErrorCode::InvalidRegularExpression, 128),
         (ErrorCode::UnknownServerError, 1000),
         (ErrorCode::MetadataStoreUnavailable, 1001),
+        (ErrorCode::CommitOffsetBehind, 1002),
     ];
 
     #[test]

@@ -171,6 +171,8 @@ fn heartbeat_request_v1() {
             topic: "orders".to_owned(),
             partitions: vec![0, 2, 4],
         }],
+        // Added after v1: absent from the saved bytes, so it decodes as the default.
+        session_timeout_ms: 0,
     };
     let decoded = decode_golden("heartbeat_request_v1", &expected);
 

@@ -3,8 +3,8 @@
 use strom_proto::common::v1::{Error as PbError, ErrorCode, LeaderHint};
 use strom_types::{BrokerId, LeaderEpoch, PartitionId, TopicName};
 
-use crate::metadata::MetadataCache;
 use crate::replicas::{Replica, Replicas, Role};
+use strom_meta::MetadataCache;
 
 /// Resolves partitions to the replicas this broker leads.
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@ use strom_types::BrokerId;
 use tokio::sync::{Mutex, watch};
 use tonic::transport::Endpoint;
 
-use crate::metadata::MetadataCache;
+use strom_meta::MetadataCache;
 
 /// How long one InitProducerId may wait for a new block.
 const BLOCK_TIMEOUT: Duration = Duration::from_secs(10);

@@ -10,7 +10,7 @@ use strom_proto::common::v1::{Error as PbError, ErrorCode};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
-use crate::metadata::MetadataCache;
+use strom_meta::MetadataCache;
 
 /// Forwards admin calls to the active controller named in the metadata cache.
 #[derive(Debug, Clone)]

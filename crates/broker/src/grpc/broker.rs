@@ -12,7 +12,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::data::{self, Lookup, ProducerIds};
-use crate::metadata::{ClusterState, MetadataCache};
+use strom_meta::{ClusterState, MetadataCache};
 
 /// The client-facing broker service.
 #[derive(Debug, Clone)]

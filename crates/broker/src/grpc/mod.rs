@@ -2,6 +2,8 @@
 
 mod admin;
 mod broker;
+mod coordinator;
 
 pub use admin::AdminForwarder;
 pub use broker::BrokerGrpc;
+pub use coordinator::CoordinatorLocator;

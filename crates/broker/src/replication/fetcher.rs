@@ -17,8 +17,8 @@ use tokio_util::task::TaskTracker;
 use tonic::transport::{Channel, Endpoint};
 use tracing::{debug, info, warn};
 
-use crate::metadata::MetadataCache;
 use crate::replicas::{Replica, Replicas, Role};
+use strom_meta::MetadataCache;
 
 /// How long the leader may hold a fetch open waiting for data.
 const MAX_WAIT: Duration = Duration::from_millis(500);

@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Endpoint;
 use tracing::{debug, info, warn};
 
-use crate::metadata::{ClusterState, MetadataCache};
 use crate::replicas::Replica;
+use strom_meta::{ClusterState, MetadataCache};
 
 /// Proposals waiting to be sent; more are dropped (a later fetch proposes again).
 const QUEUE: usize = 256;

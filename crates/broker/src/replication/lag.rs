@@ -9,8 +9,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::isr::IsrProposals;
-use crate::metadata::MetadataCache;
 use crate::replicas::{Replicas, Role};
+use strom_meta::MetadataCache;
 
 /// Checks every led partition every `max_lag / 2` until `shutdown`.
 pub async fn run_lag_checker(

@@ -13,8 +13,8 @@ use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
 use super::isr::IsrProposals;
-use crate::metadata::MetadataCache;
 use crate::replicas::{Replica, Replicas, Role};
+use strom_meta::MetadataCache;
 
 /// Bytes returned per partition when the follower does not say.
 const DEFAULT_PARTITION_MAX_BYTES: usize = 1024 * 1024;

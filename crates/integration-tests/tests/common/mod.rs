@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 pub mod data;
+pub mod groups;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

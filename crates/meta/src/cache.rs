@@ -1,14 +1,15 @@
-//! The broker's cache of cluster metadata, kept current by watches, and the Metadata answer
-//! built from it.
+//! A process's cache of cluster metadata (brokers, the active controller, coordinators,
+//! topics and partitions), kept current by watches. Brokers and coordinators read it instead
+//! of etcd on their request paths.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use strom_meta::records::{
-    self, BrokerRegistration, ControllerRecord, PartitionRecord, TopicRecord,
+use crate::records::{
+    self, BrokerRegistration, ControllerRecord, CoordinatorRecord, PartitionRecord, TopicRecord,
 };
-use strom_meta::{ClusterMeta, PrefixWatcher};
+use crate::{ClusterMeta, PrefixWatcher};
 use strom_types::{BrokerId, PartitionId, TopicId, TopicName};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +31,8 @@ pub struct ClusterState {
     pub brokers: BTreeMap<BrokerId, LiveBroker>,
     /// The active controller and its epoch.
     pub controller: Option<(ControllerRecord, i64)>,
+    /// Registered coordinators by id.
+    pub coordinators: BTreeMap<i32, CoordinatorRecord>,
     /// Topics by name.
     pub topics: BTreeMap<TopicName, TopicRecord>,
     /// Topic names by id.
@@ -79,6 +82,7 @@ pub struct MetadataSync {
     meta: ClusterMeta,
     brokers: PrefixWatcher,
     controller: PrefixWatcher,
+    coordinators: PrefixWatcher,
     topics: PrefixWatcher,
     partitions: PrefixWatcher,
     state: Arc<RwLock<Arc<ClusterState>>>,
@@ -96,11 +100,12 @@ impl MetadataSync {
     pub async fn start(
         meta: ClusterMeta,
         resync: Duration,
-    ) -> strom_meta::Result<(Self, MetadataCache)> {
+    ) -> crate::Result<(Self, MetadataCache)> {
         let store = meta.store().clone();
         let keys = meta.keys().clone();
         let brokers = PrefixWatcher::start(store.clone(), keys.brokers(), resync).await?;
         let controller = PrefixWatcher::start(store.clone(), keys.controller(), resync).await?;
+        let coordinators = PrefixWatcher::start(store.clone(), keys.coordinators(), resync).await?;
         let topics = PrefixWatcher::start(store.clone(), keys.topics(), resync).await?;
         let partitions = PrefixWatcher::start(store, keys.all_partitions(), resync).await?;
         let (version, receiver) = watch::channel(0);
@@ -108,6 +113,7 @@ impl MetadataSync {
             meta,
             brokers,
             controller,
+            coordinators,
             topics,
             partitions,
             state: Arc::new(RwLock::new(Arc::new(ClusterState::default()))),
@@ -128,6 +134,7 @@ impl MetadataSync {
                 () = shutdown.cancelled() => return,
                 _ = self.brokers.next() => {}
                 _ = self.controller.next() => {}
+                _ = self.coordinators.next() => {}
                 _ = self.topics.next() => {}
                 _ = self.partitions.next() => {}
             }
@@ -161,6 +168,14 @@ impl MetadataSync {
             match records::decode::<ControllerRecord>(&kv.key, &kv.value) {
                 Ok(record) => state.controller = Some((record, kv.create_revision)),
                 Err(e) => error!(error = %e, "ignoring a malformed controller record"),
+            }
+        }
+        for kv in self.coordinators.snapshot().values() {
+            match records::decode::<CoordinatorRecord>(&kv.key, &kv.value) {
+                Ok(record) => {
+                    state.coordinators.insert(record.id, record);
+                }
+                Err(e) => error!(error = %e, "ignoring a malformed coordinator registration"),
             }
         }
         for kv in self.topics.snapshot().values() {

@@ -142,7 +142,7 @@ impl GroupCluster {
         let broker = CoordinatorServiceClient::connect(format!("http://{}", self.broker.address))
             .await
             .unwrap();
-        let (id, address) = wait_for(
+        let (id, client) = wait_for(
             Duration::from_secs(20),
             "a coordinator for the group",
             || {
@@ -157,17 +157,17 @@ impl GroupCluster {
                         .ok()?
                         .into_inner();
                     let location = found.coordinators.into_iter().next()?;
-                    location
-                        .error
-                        .is_none()
-                        .then_some((location.coordinator_id, location.address))
+                    if location.error.is_some() {
+                        return None;
+                    }
+                    // A killed owner stays registered until its lease expires: keep asking.
+                    let address = format!("http://{}", location.address);
+                    let client = CoordinatorServiceClient::connect(address).await.ok()?;
+                    Some((location.coordinator_id, client))
                 }
             },
         )
         .await;
-        let client = CoordinatorServiceClient::connect(format!("http://{address}"))
-            .await
-            .unwrap();
         (id, client)
     }
 }

@@ -2,6 +2,8 @@
 //! rebalancing, offset commits fenced by member epochs, bad input, session expiry and
 //! coordinator failover.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

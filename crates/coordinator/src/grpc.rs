@@ -8,23 +8,18 @@ use strom_proto::coordinator::v1::coordinator_service_server::CoordinatorService
 use tonic::{Request, Response, Status};
 
 use crate::convert::{assignment_to_pb, heartbeat_from_pb};
-use crate::group::TopicsView;
 use crate::runtime::{CommitPartition, Coordinator};
 
 /// Serves CoordinatorService from a [`Coordinator`].
 #[derive(Debug, Clone)]
 pub struct CoordinatorGrpc {
     coordinator: Coordinator,
-    topics: strom_meta::MetadataCache,
 }
 
 impl CoordinatorGrpc {
-    /// Handlers over `coordinator`, naming topics from `topics`.
-    pub fn new(coordinator: Coordinator, topics: strom_meta::MetadataCache) -> Self {
-        Self {
-            coordinator,
-            topics,
-        }
+    /// Handlers over `coordinator`.
+    pub fn new(coordinator: Coordinator) -> Self {
+        Self { coordinator }
     }
 }
 
@@ -69,16 +64,15 @@ impl CoordinatorService for CoordinatorGrpc {
             Err(e) => Err(e),
         };
         let response = match outcome {
-            Ok(out) => {
-                let view = TopicsView::from_cluster(&self.topics.snapshot());
-                pb::HeartbeatResponse {
-                    error: None,
-                    member_id,
-                    member_epoch: out.member_epoch,
-                    heartbeat_interval_ms: out.heartbeat_interval_ms,
-                    assignment: out.assignment.map(|a| assignment_to_pb(&a, &view)),
-                }
-            }
+            Ok(out) => pb::HeartbeatResponse {
+                error: None,
+                member_id,
+                member_epoch: out.member_epoch,
+                heartbeat_interval_ms: out.heartbeat_interval_ms,
+                assignment: out
+                    .assignment
+                    .map(|a| assignment_to_pb(&a, &self.coordinator.topics())),
+            },
             Err(e) => pb::HeartbeatResponse {
                 error: Some(e.to_pb()),
                 member_id,

@@ -8,9 +8,9 @@
 //! writes for one key land in order.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use bytes::Bytes;
-use std::sync::Arc;
 use strom_meta::records::OffsetRecord;
 use strom_meta::{Compare, MAX_TXN_OPS, MetaStore, Op, Txn};
 use tokio::sync::{mpsc, oneshot};
@@ -76,7 +76,9 @@ impl CommitQueue {
         let batcher = Batcher {
             store,
             concurrency: concurrency.max(1),
-            queued: Vec::new(),
+            queued: BTreeMap::new(),
+            positions: HashMap::new(),
+            next_position: 0,
             in_flight: HashSet::new(),
             isolated: HashSet::new(),
         };
@@ -124,7 +126,11 @@ type Flight = (Vec<Queued>, Result<bool>);
 struct Batcher {
     store: Arc<dyn MetaStore>,
     concurrency: usize,
-    queued: Vec<Queued>,
+    /// Keys waiting to be written, in arrival order.
+    queued: BTreeMap<u64, Queued>,
+    /// Where each waiting key is in `queued`, so a later commit for it merges in O(log n).
+    positions: HashMap<String, u64>,
+    next_position: u64,
     in_flight: HashSet<String>,
     /// Groups whose last batch failed its fence: they are retried in batches of their own so
     /// one lost group cannot fail another's commits.
@@ -164,7 +170,7 @@ impl Batcher {
             }
         }
         flights.abort_all();
-        for queued in self.queued.drain(..) {
+        for queued in std::mem::take(&mut self.queued).into_values() {
             for waiter in queued.waiters {
                 let _ = waiter.send(Err(Error::CoordinatorNotAvailable {
                     reason: "the coordinator is shutting down".to_owned(),
@@ -174,51 +180,75 @@ impl Batcher {
     }
 
     fn enqueue(&mut self, job: CommitJob) {
-        if let Some(queued) = self.queued.iter_mut().find(|q| q.key == job.key) {
-            queued.value = job.value;
-            queued.fence = job.fence;
-            queued.waiters.push(job.done);
-            return;
-        }
-        self.queued.push(Queued {
-            group: job.group,
-            fence: job.fence,
-            key: job.key,
-            value: job.value,
-            waiters: vec![job.done],
-        });
+        self.push(
+            Queued {
+                group: job.group,
+                fence: job.fence,
+                key: job.key,
+                value: job.value,
+                waiters: vec![job.done],
+            },
+            true,
+        );
     }
 
-    /// Takes up to [`MAX_TXN_OPS`] queued keys that are not in flight.
+    /// Queues a write. When the key is already waiting, every waiter waits for one write,
+    /// of the newer value: the arriving one if `newer`, else (a retried, older write) the one
+    /// already waiting.
+    fn push(&mut self, queued: Queued, newer: bool) {
+        if let Some(waiting) = self
+            .positions
+            .get(&queued.key)
+            .and_then(|position| self.queued.get_mut(position))
+        {
+            waiting.waiters.extend(queued.waiters);
+            if newer {
+                waiting.value = queued.value;
+                waiting.fence = queued.fence;
+            }
+            return;
+        }
+        let position = self.next_position;
+        self.next_position += 1;
+        self.positions.insert(queued.key.clone(), position);
+        self.queued.insert(position, queued);
+    }
+
+    /// Takes up to [`MAX_TXN_OPS`] queued keys that are not in flight, oldest first.
     fn next_batch(&mut self) -> Option<Vec<Queued>> {
-        let mut batch = Vec::new();
+        let mut taken = Vec::new();
         let mut groups = HashSet::new();
-        let mut rest = Vec::with_capacity(self.queued.len());
-        let mut solo: Option<String> = None;
-        for queued in self.queued.drain(..) {
+        let mut solo: Option<&str> = None;
+        for (position, queued) in &self.queued {
+            if taken.len() == MAX_TXN_OPS {
+                break;
+            }
             let isolated = self.isolated.contains(&queued.group);
-            let fits = batch.len() < MAX_TXN_OPS
-                && !self.in_flight.contains(&queued.key)
-                && (groups.contains(&queued.group) || groups.len() < MAX_TXN_OPS)
-                && match &solo {
-                    Some(group) => *group == queued.group,
-                    None => !isolated || batch.is_empty(),
+            let fits = !self.in_flight.contains(&queued.key)
+                && (groups.contains(queued.group.as_str()) || groups.len() < MAX_TXN_OPS)
+                && match solo {
+                    Some(group) => group == queued.group,
+                    None => !isolated || taken.is_empty(),
                 };
             if fits {
                 if isolated {
-                    solo = Some(queued.group.clone());
+                    solo = Some(&queued.group);
                 }
-                groups.insert(queued.group.clone());
-                batch.push(queued);
-            } else {
-                rest.push(queued);
+                groups.insert(queued.group.as_str());
+                taken.push(*position);
             }
         }
-        self.queued = rest;
-        if batch.is_empty() {
+        if taken.is_empty() {
             return None;
         }
-        self.in_flight.extend(batch.iter().map(|q| q.key.clone()));
+        let batch: Vec<Queued> = taken
+            .into_iter()
+            .filter_map(|position| self.queued.remove(&position))
+            .collect();
+        for queued in &batch {
+            self.positions.remove(&queued.key);
+            self.in_flight.insert(queued.key.clone());
+        }
         Some(batch)
     }
 
@@ -238,7 +268,7 @@ impl Batcher {
                 // Some group in the batch lost its owner: retry each group on its own.
                 for queued in batch {
                     self.isolated.insert(queued.group.clone());
-                    self.queued.push(queued);
+                    self.push(queued, false);
                 }
             }
             Ok(false) => {

@@ -90,7 +90,7 @@ impl BoundCoordinator {
             settings,
             Arc::clone(&self.store),
             keys,
-            cache.clone(),
+            cache,
             &tasks,
             shutdown.clone(),
         );
@@ -99,7 +99,6 @@ impl BoundCoordinator {
         let served = strom_server_kit::grpc::server()
             .add_service(CoordinatorServiceServer::new(CoordinatorGrpc::new(
                 coordinator,
-                cache,
             )))
             .serve_with_incoming_shutdown(
                 strom_server_kit::grpc::incoming(self.listener),

@@ -63,10 +63,3 @@ pub struct Member {
     #[serde(default)]
     pub departed: bool,
 }
-
-impl Member {
-    /// Whether the member's subscription names or matches `topic`.
-    pub fn subscribes_to(&self, topic: &str, regex: Option<&regex::Regex>) -> bool {
-        self.topic_names.contains(topic) || regex.is_some_and(|r| r.is_match(topic))
-    }
-}

@@ -8,30 +8,38 @@ use strom_types::TopicId;
 use super::{Group, Member};
 use crate::assignor::{AssignmentSpec, DEFAULT_ASSIGNOR, MemberSpec, assignor};
 
-/// The topics a group can subscribe to: name → (id, partition count).
+/// The topics a group can subscribe to: name → (id, partition count), and id → name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TopicsView {
     /// Topics by name.
     pub topics: BTreeMap<String, (TopicId, u32)>,
+    names: BTreeMap<TopicId, String>,
 }
 
 impl TopicsView {
+    /// The view of topics given by name.
+    pub fn new(topics: BTreeMap<String, (TopicId, u32)>) -> Self {
+        let names = topics
+            .iter()
+            .map(|(name, (id, _))| (*id, name.clone()))
+            .collect();
+        Self { topics, names }
+    }
+
     /// The view of `state`'s topics.
     pub fn from_cluster(state: &strom_meta::ClusterState) -> Self {
-        let topics = state
-            .topics
-            .values()
-            .map(|t| (t.name.as_str().to_owned(), (t.id, t.partitions)))
-            .collect();
-        Self { topics }
+        Self::new(
+            state
+                .topics
+                .values()
+                .map(|t| (t.name.as_str().to_owned(), (t.id, t.partitions)))
+                .collect(),
+        )
     }
 
     /// The name of a topic id, if the topic exists.
     pub fn name_of(&self, id: TopicId) -> Option<&str> {
-        self.topics
-            .iter()
-            .find(|(_, (tid, _))| *tid == id)
-            .map(|(name, _)| name.as_str())
+        self.names.get(&id).map(String::as_str)
     }
 }
 
@@ -46,18 +54,36 @@ fn member_topics(member: &Member, view: &TopicsView) -> BTreeSet<TopicId> {
         .topic_regex
         .as_deref()
         .and_then(|p| compile_subscription(p).ok());
+    matching_topics(&member.topic_names, regex.as_ref(), view)
+}
+
+/// The existing topics named in `names` or matched by `regex`.
+fn matching_topics(
+    names: &BTreeSet<String>,
+    regex: Option<&Regex>,
+    view: &TopicsView,
+) -> BTreeSet<TopicId> {
     view.topics
         .iter()
-        .filter(|(name, _)| member.subscribes_to(name, regex.as_ref()))
+        .filter(|(name, _)| names.contains(*name) || regex.is_some_and(|r| r.is_match(name)))
         .map(|(_, (id, _))| *id)
         .collect()
 }
 
-/// Partition counts of every topic some member subscribes to.
+/// Partition counts of every topic some member subscribes to. Members usually share one
+/// subscription, so each distinct pattern is compiled once per call.
 pub(super) fn subscribed_topics(group: &Group, view: &TopicsView) -> BTreeMap<TopicId, u32> {
-    let mut wanted = BTreeSet::new();
+    let mut names = BTreeSet::new();
+    let mut patterns = BTreeSet::new();
     for member in group.members.values() {
-        wanted.extend(member_topics(member, view));
+        names.extend(member.topic_names.iter().cloned());
+        patterns.extend(member.topic_regex.as_deref());
+    }
+    let mut wanted = matching_topics(&names, None, view);
+    for pattern in patterns {
+        if let Ok(regex) = compile_subscription(pattern) {
+            wanted.extend(matching_topics(&BTreeSet::new(), Some(&regex), view));
+        }
     }
     view.topics
         .values()

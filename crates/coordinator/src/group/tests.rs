@@ -11,9 +11,7 @@ use crate::Error;
 const TOPIC: TopicId = TopicId::new(7);
 
 fn view(partitions: u32) -> TopicsView {
-    TopicsView {
-        topics: BTreeMap::from([("orders".to_owned(), (TOPIC, partitions))]),
-    }
+    TopicsView::new(BTreeMap::from([("orders".to_owned(), (TOPIC, partitions))]))
 }
 
 fn limits() -> GroupLimits {

@@ -12,7 +12,7 @@ use tracing::info;
 use super::Coordinator;
 use super::commit::{CommitPartition, now_ms};
 use crate::convert::assignment_to_pb;
-use crate::group::{Group, GroupPhase, TopicsView};
+use crate::group::{Group, GroupPhase};
 use crate::{Error, Result};
 
 /// The wire state of a group phase.
@@ -66,7 +66,7 @@ impl Coordinator {
     ) -> Result<pb::GroupDescription> {
         let slot = self.slot(group, false).await?;
         let runtime = slot.runtime.lock().await;
-        let view = TopicsView::from_cluster(&self.inner.cache.snapshot());
+        let view = self.topics();
         let g = &runtime.group;
         let members = g
             .members
@@ -242,7 +242,7 @@ impl Coordinator {
                 members,
             });
         }
-        let view = TopicsView::from_cluster(&self.inner.cache.snapshot());
+        let view = self.topics();
         let count = view
             .topics
             .get(&request.topic)

@@ -61,8 +61,9 @@ impl Coordinator {
         }
         let mut outcomes: Vec<CommitOutcome> = Vec::with_capacity(partitions.len());
         let mut accepted = Vec::new();
+        let state = self.inner.cache.snapshot();
         for (index, p) in partitions.iter().enumerate() {
-            match self.check_partition(p) {
+            match self.check_partition(&state, p) {
                 Ok(()) => accepted.push(index),
                 Err(e) => outcomes.push((p.topic.clone(), p.partition, Err(e))),
             }
@@ -166,8 +167,7 @@ impl Coordinator {
 
     /// Checks what can be checked without the leader: topic and partition exist, the offset is
     /// not negative, the metadata fits.
-    fn check_partition(&self, p: &CommitPartition) -> Result<()> {
-        let state = self.inner.cache.snapshot();
+    fn check_partition(&self, state: &strom_meta::ClusterState, p: &CommitPartition) -> Result<()> {
         let topic = TopicName::new(&p.topic)
             .ok()
             .and_then(|t| state.topics.get(&t).cloned())

@@ -10,7 +10,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{Coordinator, GroupSlot};
-use crate::group::TopicsView;
 
 /// How often the sweep runs.
 const TICK: Duration = Duration::from_millis(200);
@@ -57,7 +56,7 @@ impl Coordinator {
         if expired.is_empty() && !topics_changed {
             return Ok(());
         }
-        let view = TopicsView::from_cluster(&self.inner.cache.snapshot());
+        let view = self.topics();
         let mut next = runtime.group.clone();
         for member in &expired {
             info!(

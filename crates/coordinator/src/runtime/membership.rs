@@ -5,7 +5,7 @@ use tokio::time::Instant;
 use tracing::info;
 
 use super::Coordinator;
-use crate::group::{HeartbeatInput, HeartbeatOutput, TopicsView};
+use crate::group::{HeartbeatInput, HeartbeatOutput};
 use crate::{Error, Result};
 
 impl Coordinator {
@@ -13,7 +13,7 @@ impl Coordinator {
     pub async fn heartbeat(&self, group: &str, input: HeartbeatInput) -> Result<HeartbeatOutput> {
         let slot = self.slot(group, true).await?;
         let mut runtime = slot.runtime.lock().await;
-        let view = TopicsView::from_cluster(&self.inner.cache.snapshot());
+        let view = self.topics();
         let mut next = runtime.group.clone();
         let member_id = input.member_id.clone();
         let joining = input.member_epoch == 0;
@@ -72,7 +72,7 @@ impl Coordinator {
                 },
             });
         };
-        let view = TopicsView::from_cluster(&self.inner.cache.snapshot());
+        let view = self.topics();
         let mut next = runtime.group.clone();
         next.remove_member(&found);
         next.refresh(&view, &self.inner.settings.limits);

@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::brokers::Brokers;
-use crate::group::{Group, GroupLimits};
+use crate::group::{Group, GroupLimits, TopicsView};
 use crate::offsets::CommitQueue;
 use crate::{Error, Result};
 pub use admin::phase_to_pb;
@@ -69,6 +69,8 @@ struct Inner {
     /// The last log end (high watermark) seen per partition; log ends only grow, so an offset
     /// at or below it needs no call to the leader.
     log_ends: Mutex<HashMap<(String, i32), i64>>,
+    /// The topics view of the last metadata version seen, rebuilt only when metadata changes.
+    topics: Mutex<Option<(u64, Arc<TopicsView>)>>,
 }
 
 impl Coordinator {
@@ -100,6 +102,7 @@ impl Coordinator {
                 commits,
                 brokers,
                 log_ends: Mutex::new(HashMap::new()),
+                topics: Mutex::new(None),
             }),
         };
         tasks.spawn(coordinator.clone().keep_registered(shutdown.clone()));
@@ -121,6 +124,24 @@ impl Coordinator {
             .ok_or_else(|| Error::CoordinatorNotAvailable {
                 reason: "no coordinator is registered".to_owned(),
             })
+    }
+
+    /// The topics groups can subscribe to, as of the latest metadata.
+    pub fn topics(&self) -> Arc<TopicsView> {
+        let version = *self.inner.cache.changes().borrow();
+        let mut memo = self
+            .inner
+            .topics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match &*memo {
+            Some((seen, view)) if *seen == version => Arc::clone(view),
+            _ => {
+                let view = Arc::new(TopicsView::from_cluster(&self.inner.cache.snapshot()));
+                *memo = Some((version, Arc::clone(&view)));
+                view
+            }
+        }
     }
 
     fn cached_log_end(&self, topic: &str, partition: i32) -> Option<i64> {

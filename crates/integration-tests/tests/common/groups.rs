@@ -3,15 +3,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use strom_proto::common::v1::ErrorCode;
 use strom_proto::coordinator::v1 as pb;
 use strom_proto::coordinator::v1::coordinator_service_client::CoordinatorServiceClient;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-use super::{BrokerProc, InProcController, binary, free_port, wait_for};
+use super::{BrokerProc, InProcController, free_port, spawn_service, wait_for};
 use strom_meta::testing::EtcdServer;
 
 /// The topic group tests consume.
@@ -49,21 +48,11 @@ impl CoordinatorProc {
     }
 
     pub fn start(&mut self) {
-        let child = Command::new(binary("strom-coordinator"))
-            .arg("--config")
-            .arg(&self.config)
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
+        self.child = Some(spawn_service("strom-coordinator", &self.config));
     }
 
     pub async fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.start_kill().unwrap();
-            child.wait().await.unwrap();
-        }
+        super::kill9(&mut self.child).await;
     }
 }
 

@@ -84,14 +84,7 @@ impl BrokerProc {
     }
 
     pub fn start(&mut self) {
-        let child = Command::new(binary("strom-broker"))
-            .arg("--config")
-            .arg(&self.config)
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
+        self.child = Some(spawn_service("strom-broker", &self.config));
     }
 
     pub fn signal(&self, signal: &str) {
@@ -104,10 +97,7 @@ impl BrokerProc {
     }
 
     pub async fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.start_kill().unwrap();
-            child.wait().await.unwrap();
-        }
+        kill9(&mut self.child).await;
     }
 
     /// SIGTERM, then waits for a clean exit.
@@ -187,8 +177,17 @@ impl InProcController {
     }
 }
 
-fn spawn_controller(config: &std::path::Path) -> Child {
-    Command::new(binary("strom-controller"))
+/// kill -9 of a child process, if it runs, waiting for it to exit.
+pub async fn kill9(child: &mut Option<Child>) {
+    if let Some(mut child) = child.take() {
+        child.start_kill().unwrap();
+        child.wait().await.unwrap();
+    }
+}
+
+/// Starts the workspace binary `name` with `--config config`, killed when dropped.
+pub fn spawn_service(name: &str, config: &std::path::Path) -> Child {
+    Command::new(binary(name))
         .arg("--config")
         .arg(config)
         .stdout(Stdio::null())
@@ -218,7 +217,7 @@ impl ControllerProc {
         );
         let path = dir.path().join("controller.toml");
         std::fs::write(&path, config).unwrap();
-        let child = spawn_controller(&path);
+        let child = spawn_service("strom-controller", &path);
         Self {
             id,
             address,
@@ -230,7 +229,7 @@ impl ControllerProc {
 
     /// Starts the process again after [`ControllerProc::kill9`], with the same config.
     pub fn respawn(&mut self) {
-        self.child = spawn_controller(&self.config);
+        self.child = spawn_service("strom-controller", &self.config);
     }
 
     pub fn pid(&self) -> u32 {

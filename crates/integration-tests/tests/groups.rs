@@ -255,3 +255,53 @@ async fn commits_are_fenced_validated_and_survive_coordinator_failover() {
         .unwrap();
     assert_eq!(forward, vec![None]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_regex_subscription_picks_up_topics_created_later() {
+    let Some(cluster) = GroupCluster::start("groups-regex", 2, 1).await else {
+        return;
+    };
+    let (_, mut client) = cluster.coordinator_for("auditors").await;
+    let mut members: Vec<RawMember> = ["x", "y"]
+        .iter()
+        .map(|id| {
+            let mut member = RawMember::new("auditors", id);
+            member.topic_regex = "orders|audit-.*".to_owned();
+            member
+        })
+        .collect();
+    settle(&mut members, &mut client, 2).await;
+    let epoch_before: Vec<i32> = members.iter().map(|m| m.epoch).collect();
+
+    // A matching topic shows up, and one that does not.
+    cluster.create_topic("audit-eu", 4).await;
+    cluster.create_topic("payments", 3).await;
+    let started = Instant::now();
+    loop {
+        for member in &mut members {
+            member.beat(&mut client).await.unwrap();
+        }
+        if members.iter().map(RawMember::count).sum::<usize>() == 6 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the new topic was not assigned"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    settle(&mut members, &mut client, 6).await;
+    assert!(members.iter().all(|m| m.count() == 3), "balanced");
+    assert!(
+        members
+            .iter()
+            .zip(&epoch_before)
+            .all(|(m, before)| m.epoch > *before),
+        "the new topic bumped the epochs"
+    );
+    let topics: std::collections::BTreeSet<&String> =
+        members.iter().flat_map(|m| m.owned.keys()).collect();
+    assert_eq!(topics.len(), 2, "orders and audit-eu, not payments");
+    let refs: Vec<&RawMember> = members.iter().collect();
+    assert_single_owner_per_epoch(&refs);
+}

@@ -21,6 +21,7 @@ mod membership;
 mod positions;
 mod reconcile;
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -65,6 +66,9 @@ pub struct GroupConsumer {
     owned: Assignment,
     /// The membership generation `owned` belongs to.
     generation: u64,
+    /// Partitions lost (fenced or expired) with consumed positions never committed; the
+    /// next explicit commit reports them, since their new owners read those records again.
+    lost_uncommitted: BTreeSet<TopicPartition>,
     /// Behind a mutex only so the consumer is `Sync`; reached through `&mut self`.
     listener: Mutex<Option<Box<dyn RebalanceListener>>>,
     auto_commit: AutoCommit,
@@ -115,6 +119,7 @@ impl GroupConsumer {
             positions: Positions::default(),
             owned: Assignment::default(),
             generation: 0,
+            lost_uncommitted: BTreeSet::new(),
             listener: Mutex::new(None),
             cancel,
             heartbeat: Some(heartbeat),
@@ -164,12 +169,28 @@ impl GroupConsumer {
     /// committed yet), retrying retriable failures up to the request timeout.
     ///
     /// Fails with `FENCED_MEMBER_EPOCH` or `UNKNOWN_MEMBER_ID` when the member lost its
-    /// partitions (it rejoins by itself), and with [`Error::Commit`](crate::Error::Commit)
-    /// when the coordinator refused a partition's offset.
+    /// partitions (it rejoins by itself) — also when the loss happened since the last commit
+    /// and records returned from the lost partitions were never committed: their new owners
+    /// read them again. Fails with [`Error::Commit`](crate::Error::Commit) when the
+    /// coordinator refused a partition's offset.
     pub async fn commit(&mut self) -> Result<()> {
         self.check_fatal()?;
+        self.drop_lost();
         let offsets = self.positions.uncommitted(|_| true);
-        self.commit_positions(offsets, Attempts::UntilTimeout).await
+        let outcome = self.commit_positions(offsets, Attempts::UntilTimeout).await;
+        let lost = std::mem::take(&mut self.lost_uncommitted);
+        if outcome.is_ok() && !lost.is_empty() {
+            let names: Vec<String> = lost.iter().map(ToString::to_string).collect();
+            return Err(crate::Error::coordinator(
+                crate::ErrorCode::FencedMemberEpoch,
+                format!(
+                    "the member was fenced before it committed what it read from {}; \
+                     their new owners read those records again",
+                    names.join(", ")
+                ),
+            ));
+        }
+        outcome
     }
 
     /// Commits explicit positions (the offset of the next record to read) as [`commit`]
@@ -266,6 +287,11 @@ impl GroupConsumer {
         }
         self.auto_commit.schedule(now);
         self.drop_lost();
+        let lost = std::mem::take(&mut self.lost_uncommitted);
+        if !lost.is_empty() {
+            tracing::warn!(group_id = %self.config.group_id, partitions = lost.len(),
+                "partitions were lost before their positions were committed");
+        }
         let offsets = self.positions.uncommitted(|_| true);
         if let Err(error) = self.commit_positions(offsets, Attempts::Once).await {
             tracing::warn!(group_id = %self.config.group_id, %error, "auto-commit failed");

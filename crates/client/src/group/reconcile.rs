@@ -40,6 +40,9 @@ impl GroupConsumer {
         }
         self.generation = generation;
         let lost: Vec<TopicPartition> = self.owned.partitions().cloned().collect();
+        let unsaved = self.positions.uncommitted(|_| true);
+        self.lost_uncommitted
+            .extend(unsaved.into_iter().map(|(partition, _)| partition));
         self.fetcher.stop_all();
         self.positions.clear();
         self.owned = Assignment::default();

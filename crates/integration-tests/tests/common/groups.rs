@@ -27,11 +27,16 @@ pub struct CoordinatorProc {
 
 impl CoordinatorProc {
     pub fn spawn(id: i32, cluster: &str, etcd: &str) -> Self {
+        Self::spawn_with_heartbeat(id, cluster, etcd, "500ms")
+    }
+
+    /// As [`spawn`](Self::spawn), with settled members heartbeating every `heartbeat`.
+    pub fn spawn_with_heartbeat(id: i32, cluster: &str, etcd: &str, heartbeat: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let address = format!("127.0.0.1:{}", free_port());
         let text = format!(
             "id = {id}\ncluster = \"{cluster}\"\nlisten = \"{address}\"\nlease-ttl = \"2s\"\n\
-             min-session-timeout = \"1s\"\nsession-timeout = \"3s\"\nheartbeat-interval = \"500ms\"\n\
+             min-session-timeout = \"1s\"\nsession-timeout = \"3s\"\nheartbeat-interval = \"{heartbeat}\"\n\
              [etcd]\nendpoints = [\"{etcd}\"]\n[logging]\nlevel = \"warn\"\n"
         );
         let config = dir.path().join("coordinator.toml");
@@ -67,19 +72,43 @@ pub struct GroupCluster {
 
 impl GroupCluster {
     pub async fn start(name: &str, partitions: i32, records_per_partition: usize) -> Option<Self> {
+        Self::start_with_heartbeat(name, partitions, records_per_partition, "500ms").await
+    }
+
+    /// As [`start`](Self::start), with coordinators whose settled members heartbeat every
+    /// `heartbeat`.
+    pub async fn start_with_heartbeat(
+        name: &str,
+        partitions: i32,
+        records_per_partition: usize,
+        heartbeat: &str,
+    ) -> Option<Self> {
         let etcd = EtcdServer::start().await?;
         let controller = InProcController::start(1, name, &etcd).await;
         let broker = BrokerProc::spawn(1, name, &etcd.endpoint());
         let coordinators = (1..=2)
-            .map(|id| CoordinatorProc::spawn(id, name, &etcd.endpoint()))
+            .map(|id| CoordinatorProc::spawn_with_heartbeat(id, name, &etcd.endpoint(), heartbeat))
             .collect();
         wait_for(Duration::from_secs(20), "the broker registered", || async {
             (broker.metadata().await?.brokers.len() == 1).then_some(())
         })
         .await;
+        let cluster = Self {
+            etcd,
+            controller,
+            broker,
+            coordinators,
+        };
+        cluster.create_topic(GROUP_TOPIC, partitions).await;
+        cluster.produce(partitions, 0..records_per_partition).await;
+        Some(cluster)
+    }
+
+    /// Creates topic `name` (replication factor 1) through the broker.
+    pub async fn create_topic(&self, name: &str, partitions: i32) {
         let create = strom_proto::admin::v1::CreateTopicsRequest {
             topics: vec![strom_proto::admin::v1::NewTopic {
-                topic: GROUP_TOPIC.to_owned(),
+                topic: name.to_owned(),
                 partitions,
                 replication_factor: 1,
                 configs: Default::default(),
@@ -87,7 +116,8 @@ impl GroupCluster {
             timeout_ms: 0,
             validate_only: false,
         };
-        let created = broker
+        let created = self
+            .broker
             .admin()
             .await
             .create_topics(create)
@@ -95,7 +125,13 @@ impl GroupCluster {
             .unwrap()
             .into_inner();
         assert!(created.topics[0].error.is_none(), "{created:?}");
-        let client = strom_client::Client::connect(strom_client::ClientConfig::new([broker
+    }
+
+    /// Produces records `{p}-{i}` for each `i` in `indexes` to each of the first `partitions`
+    /// partitions, and waits until all are acknowledged.
+    pub async fn produce(&self, partitions: i32, indexes: std::ops::Range<usize>) {
+        let client = strom_client::Client::connect(strom_client::ClientConfig::new([self
+            .broker
             .address
             .clone()]))
         .await
@@ -104,7 +140,7 @@ impl GroupCluster {
             strom_client::Producer::new(client, strom_client::ProducerConfig::default()).unwrap();
         let mut deliveries = Vec::new();
         for p in 0..partitions {
-            for i in 0..records_per_partition {
+            for i in indexes.clone() {
                 let record = strom_client::ProducerRecord::new(GROUP_TOPIC, format!("{p}-{i}"))
                     .partition(p)
                     .timestamp(super::data::now_ms());
@@ -115,12 +151,6 @@ impl GroupCluster {
             delivery.await.unwrap();
         }
         producer.close().await;
-        Some(Self {
-            etcd,
-            controller,
-            broker,
-            coordinators,
-        })
     }
 
     /// A coordinator client for `group`, found through the broker's FindCoordinator.
@@ -172,6 +202,8 @@ pub struct RawMember {
     pub owned: Owned,
     pub instance_id: String,
     pub session_timeout_ms: i32,
+    /// A subscription regex; empty subscribes to the group test topic by name.
+    pub topic_regex: String,
     /// Every (epoch, owned) this member held, in order.
     pub history: Vec<(i32, Owned)>,
 }
@@ -185,6 +217,7 @@ impl RawMember {
             owned: Owned::new(),
             instance_id: String::new(),
             session_timeout_ms: 2000,
+            topic_regex: String::new(),
             history: Vec::new(),
         }
     }
@@ -197,7 +230,12 @@ impl RawMember {
             instance_id: self.instance_id.clone(),
             rebalance_timeout_ms: 10_000,
             session_timeout_ms: self.session_timeout_ms,
-            subscribed_topic_names: vec![GROUP_TOPIC.to_owned()],
+            subscribed_topic_names: if self.topic_regex.is_empty() {
+                vec![GROUP_TOPIC.to_owned()]
+            } else {
+                Vec::new()
+            },
+            subscribed_topic_regex: self.topic_regex.clone(),
             topic_partitions: self
                 .owned
                 .iter()
@@ -306,16 +344,19 @@ pub async fn committed(
 /// Checks that no partition was held by two members at the same epoch in the members'
 /// histories.
 pub fn assert_single_owner_per_epoch(members: &[&RawMember]) {
-    let mut owners: BTreeMap<(i32, i32), String> = BTreeMap::new();
+    let mut owners: BTreeMap<(i32, &str, i32), &str> = BTreeMap::new();
     for member in members {
         for (epoch, owned) in &member.history {
-            for p in owned.values().flatten() {
-                if let Some(other) = owners.insert((*epoch, *p), member.member_id.clone()) {
-                    assert_eq!(
-                        other, member.member_id,
-                        "partition {p} owned by {other} and {} at epoch {epoch}",
-                        member.member_id
-                    );
+            for (topic, partitions) in owned {
+                for p in partitions {
+                    let key = (*epoch, topic.as_str(), *p);
+                    if let Some(other) = owners.insert(key, &member.member_id) {
+                        assert_eq!(
+                            other, member.member_id,
+                            "partition {topic}/{p} owned by {other} and {} at epoch {epoch}",
+                            member.member_id
+                        );
+                    }
                 }
             }
         }

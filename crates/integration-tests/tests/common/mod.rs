@@ -5,6 +5,7 @@
 
 pub mod data;
 pub mod groups;
+pub mod members;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

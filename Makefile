@@ -2,8 +2,9 @@
 
 SHELL := /bin/bash
 CARGO ?= cargo
-# Every cargo command selects the whole workspace: selecting one package changes which
-# dependency features are unified, and that alone rebuilds RocksDB (15 minutes).
+# Every cargo command selects the whole workspace and all its targets: selecting one package,
+# only the binaries or one bench changes which dependency features are unified, and that
+# alone rebuilds RocksDB (10-15 minutes). Benchmarks run through scripts/bench.sh for this.
 # Tests use the debug profile, benchmarks the release one, the fuzz build its own target dir.
 FUZZ_TARGET_DIR ?= $(HOME)/.cache/strom/fuzz-target
 FUZZ_SECONDS ?= 60
@@ -19,12 +20,12 @@ build: ## Build every crate (debug)
 	$(CARGO) build --workspace --all-targets
 
 .PHONY: release
-release: ## Build the release binaries
-	$(CARGO) build --workspace --release
+release: ## Build the release binaries (and every other target, so benchmarks reuse the build)
+	$(CARGO) build --workspace --all-targets --release
 
 .PHONY: test
 test: ## Run the whole test suite (multi-service tests run the service binaries, so build them first)
-	$(CARGO) build --workspace --bins
+	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace
 
 .PHONY: fmt
@@ -41,21 +42,23 @@ lint: ## Clippy with warnings as errors
 
 .PHONY: bench-control-plane
 bench-control-plane: ## Failover and metadata-propagation timings against a real etcd (medians)
-	$(CARGO) build --workspace --bins
-	$(CARGO) bench --workspace --bench control_plane --profile dev
+	@scripts/bench.sh control_plane dev
 
 .PHONY: bench-data-plane
 bench-data-plane: ## Produce/consume throughput and latency vs NATS JetStream and iperf3 (medians)
-	$(CARGO) build --release --workspace --bins
-	$(CARGO) bench --workspace --bench data_plane
+	@scripts/bench.sh data_plane
+
+.PHONY: bench-groups
+bench-groups: ## Offset-commit throughput through one coordinator and rebalance time after a join (medians)
+	@scripts/bench.sh groups
 
 .PHONY: bench-storage
 bench-storage: ## Storage benchmarks: append and sequential read of one partition
-	$(CARGO) bench --workspace --bench partition_log
+	@scripts/bench.sh partition_log
 
 .PHONY: bench-record
 bench-record: ## Batch validation benchmark
-	$(CARGO) bench --workspace --bench validate
+	@scripts/bench.sh validate
 
 .PHONY: disk-baseline
 disk-baseline: ## Measure this disk's buffered sequential write bandwidth with fio (compare with bench-storage)

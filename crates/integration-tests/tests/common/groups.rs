@@ -27,16 +27,23 @@ pub struct CoordinatorProc {
 
 impl CoordinatorProc {
     pub fn spawn(id: i32, cluster: &str, etcd: &str) -> Self {
-        Self::spawn_with_heartbeat(id, cluster, etcd, "500ms")
+        Self::spawn_tuned(id, cluster, etcd, "500ms", "1s")
     }
 
-    /// As [`spawn`](Self::spawn), with settled members heartbeating every `heartbeat`.
-    pub fn spawn_with_heartbeat(id: i32, cluster: &str, etcd: &str, heartbeat: &str) -> Self {
+    /// As [`spawn`](Self::spawn), with settled members heartbeating every `heartbeat` and
+    /// sessions of at least `min_session` (which must be longer than `heartbeat`).
+    pub fn spawn_tuned(
+        id: i32,
+        cluster: &str,
+        etcd: &str,
+        heartbeat: &str,
+        min_session: &str,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let address = format!("127.0.0.1:{}", free_port());
         let text = format!(
             "id = {id}\ncluster = \"{cluster}\"\nlisten = \"{address}\"\nlease-ttl = \"2s\"\n\
-             min-session-timeout = \"1s\"\nsession-timeout = \"3s\"\nheartbeat-interval = \"{heartbeat}\"\n\
+             min-session-timeout = \"{min_session}\"\nsession-timeout = \"3s\"\nheartbeat-interval = \"{heartbeat}\"\n\
              [etcd]\nendpoints = [\"{etcd}\"]\n[logging]\nlevel = \"warn\"\n"
         );
         let config = dir.path().join("coordinator.toml");
@@ -72,22 +79,25 @@ pub struct GroupCluster {
 
 impl GroupCluster {
     pub async fn start(name: &str, partitions: i32, records_per_partition: usize) -> Option<Self> {
-        Self::start_with_heartbeat(name, partitions, records_per_partition, "500ms").await
+        Self::start_tuned(name, partitions, records_per_partition, "500ms", "1s").await
     }
 
     /// As [`start`](Self::start), with coordinators whose settled members heartbeat every
-    /// `heartbeat`.
-    pub async fn start_with_heartbeat(
+    /// `heartbeat` and whose sessions last at least `min_session`.
+    pub async fn start_tuned(
         name: &str,
         partitions: i32,
         records_per_partition: usize,
         heartbeat: &str,
+        min_session: &str,
     ) -> Option<Self> {
         let etcd = EtcdServer::start().await?;
         let controller = InProcController::start(1, name, &etcd).await;
         let broker = BrokerProc::spawn(1, name, &etcd.endpoint());
         let coordinators = (1..=2)
-            .map(|id| CoordinatorProc::spawn_with_heartbeat(id, name, &etcd.endpoint(), heartbeat))
+            .map(|id| {
+                CoordinatorProc::spawn_tuned(id, name, &etcd.endpoint(), heartbeat, min_session)
+            })
             .collect();
         wait_for(Duration::from_secs(20), "the broker registered", || async {
             (broker.metadata().await?.brokers.len() == 1).then_some(())

@@ -32,7 +32,7 @@ pub fn binary(name: &str) -> PathBuf {
     let path = profile_dir.join(name);
     assert!(
         path.is_file(),
-        "{} is missing: run `cargo build --workspace --bins` first",
+        "{} is missing: run `make build` (or `make test`) first",
         path.display()
     );
     path

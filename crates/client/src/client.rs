@@ -226,6 +226,47 @@ impl Client {
         Ok((response.producer_id, epoch))
     }
 
+    /// The offset of the first record of `topic`/`partition` whose timestamp is at or after
+    /// `timestamp_ms`, asked of the partition's leader; `None` when every record is older.
+    pub async fn offset_for_time(
+        &self,
+        topic: &str,
+        partition: i32,
+        timestamp_ms: i64,
+    ) -> Result<Option<i64>> {
+        let leader = self.leader(topic, partition).await?;
+        let mut rpc = self.broker_client(&leader.address)?;
+        let request = pb::ListOffsetsRequest {
+            topics: vec![pb::ListOffsetsTopic {
+                topic: topic.to_owned(),
+                partitions: vec![pb::ListOffsetsPartition {
+                    partition,
+                    spec: pb::OffsetSpec::ByTimestamp.into(),
+                    timestamp_ms,
+                    current_leader_epoch: None,
+                }],
+            }],
+        };
+        let response = self
+            .unary("list offsets", rpc.list_offsets(request))
+            .await?;
+        if let Some(error) = response.error {
+            return Err(error.into());
+        }
+        let result = response
+            .topics
+            .into_iter()
+            .flat_map(|t| t.partitions)
+            .find(|p| p.partition == partition)
+            .ok_or(Error::Protocol {
+                reason: "the list offsets answer lacks the requested partition",
+            })?;
+        if let Some(error) = result.error {
+            return Err(error.into());
+        }
+        Ok(result.offset)
+    }
+
     /// Runs one unary call under the client's request timeout.
     pub(crate) async fn unary<T>(
         &self,
@@ -262,9 +303,29 @@ impl Client {
         F: Fn(BrokerServiceClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
+        self.call_any_broker(operation, |channel| {
+            call(
+                BrokerServiceClient::new(channel)
+                    .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                    .max_encoding_message_size(MAX_MESSAGE_SIZE),
+            )
+        })
+        .await
+    }
+
+    /// As `call_any`, for any service the brokers serve, given the channel to one of them.
+    pub(crate) async fn call_any_broker<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        call: F,
+    ) -> Result<T>
+    where
+        F: Fn(Channel) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
         let mut last_error = None;
         for address in self.broker_addresses() {
-            let rpc = match self.broker_client(&address) {
+            let rpc = match self.channel(&address) {
                 Ok(rpc) => rpc,
                 Err(error) => {
                     last_error = Some(error);

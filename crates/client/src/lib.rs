@@ -81,6 +81,7 @@
 //! bytes, and the broker answers a repeat with the original offset. Records of one partition
 //! are written in `send` order.
 
+mod admin;
 mod client;
 mod config;
 mod consumer;
@@ -91,6 +92,7 @@ mod producer;
 
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+pub use admin::{Admin, ConfigChange, NewTopic};
 pub use client::Client;
 pub use config::{Acks, ClientConfig, ConsumerConfig, ProducerConfig, StartOffset};
 pub use consumer::{ConsumerRecord, PartitionConsumer};

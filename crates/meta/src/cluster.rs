@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use strom_types::{PartitionId, TopicId};
 
-use crate::records::{self, BrokerRegistration, PartitionRecord, ProducerIdsRecord, TopicRecord};
+use crate::records::{
+    self, BrokerRegistration, CoordinatorRecord, PartitionRecord, ProducerIdsRecord, TopicRecord,
+};
 use crate::store::{Compare, LeaseId, MAX_TXN_OPS, MetaStore, Op, Txn};
 use crate::{Keys, Leadership, Result};
 
@@ -195,6 +197,27 @@ impl ClusterMeta {
             [Op::put(key, records::encode(record)?)],
         )
         .await
+    }
+
+    /// The registered coordinators, each with the number of groups it owns, by id.
+    pub async fn coordinators(&self) -> Result<Vec<(CoordinatorRecord, usize)>> {
+        let registered = self.store.list(&self.keys.coordinators()).await?;
+        let mut coordinators = Vec::with_capacity(registered.kvs.len());
+        for kv in &registered.kvs {
+            coordinators.push((records::decode::<CoordinatorRecord>(&kv.key, &kv.value)?, 0));
+        }
+        let groups = self.store.list(&self.keys.groups()).await?;
+        for kv in &groups.kvs {
+            if self.keys.parse_group(&kv.key).map(|(_, what)| what) != Some("owner") {
+                continue;
+            }
+            let owner = records::decode::<CoordinatorRecord>(&kv.key, &kv.value)?;
+            if let Some((_, count)) = coordinators.iter_mut().find(|(c, _)| c.id == owner.id) {
+                *count += 1;
+            }
+        }
+        coordinators.sort_by_key(|(c, _)| c.id);
+        Ok(coordinators)
     }
 
     /// Reads one partition record and its mod revision.

@@ -84,7 +84,11 @@ impl CoordinatorLink {
 
     /// Runs `call` on the coordinator (looked up first when not known), forgetting it when
     /// the call fails below the contract. Returns the address asked along with the answer.
-    async fn call<T, F, Fut>(&self, operation: &'static str, call: F) -> Result<(String, T)>
+    pub(crate) async fn call<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        call: F,
+    ) -> Result<(String, T)>
     where
         F: FnOnce(CoordinatorServiceClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -102,7 +106,7 @@ impl CoordinatorLink {
     }
 
     /// Turns a response's error into `Err`, following coordinator moves.
-    fn check(&self, address: &str, error: Option<common::Error>) -> Result<()> {
+    pub(crate) fn check(&self, address: &str, error: Option<common::Error>) -> Result<()> {
         let Some(error) = error else {
             return Ok(());
         };

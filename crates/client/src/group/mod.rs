@@ -13,7 +13,7 @@ mod assignment;
 mod backoff;
 mod commit;
 mod config;
-mod coordinator;
+pub(crate) mod coordinator;
 mod fetcher;
 mod heartbeat;
 mod listener;

@@ -232,7 +232,17 @@ impl Active {
         }
     }
 
-    pub(super) fn describe_cluster(&self) -> pb::DescribeClusterResponse {
+    pub(super) async fn describe_cluster(&mut self) -> pb::DescribeClusterResponse {
+        // Coordinators are not part of the controller's mirror: read them on demand.
+        let coordinators = match self.meta.coordinators().await {
+            Ok(coordinators) => coordinators,
+            Err(error) => {
+                return pb::DescribeClusterResponse {
+                    error: Some(wire(&Error::Meta(error))),
+                    ..Default::default()
+                };
+            }
+        };
         let view = &self.mirror.view;
         let loads = view.broker_loads();
         let brokers = view
@@ -272,7 +282,14 @@ impl Active {
                 address: self.settings.advertised_address.clone(),
             }),
             brokers,
-            coordinators: Vec::new(),
+            coordinators: coordinators
+                .into_iter()
+                .map(|(c, groups)| pb::CoordinatorStatus {
+                    coordinator_id: c.id,
+                    address: c.address,
+                    group_count: count(groups),
+                })
+                .collect(),
             topic_count: count(view.topics.len()),
             partition_count: count(view.partitions.len()),
             under_replicated_partitions: count(under_replicated),

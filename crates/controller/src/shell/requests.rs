@@ -25,7 +25,7 @@ impl Active {
                 let _ = reply.send(self.describe_topics(&request));
             }
             Command::DescribeCluster(reply) => {
-                let _ = reply.send(self.describe_cluster());
+                let _ = reply.send(self.describe_cluster().await);
             }
             Command::AlterConfigs(request, reply) => {
                 let _ = reply.send(self.alter_configs(request).await);

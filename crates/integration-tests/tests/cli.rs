@@ -60,6 +60,13 @@ async fn strom(broker: &str, args: &[&str], stdin: Option<&str>) -> Run {
     }
 }
 
+/// Runs `strom ARGS -o json`, which must succeed, and parses its output.
+async fn json(broker: &str, args: &[&str]) -> Value {
+    let mut args = args.to_vec();
+    args.extend(["-o", "json"]);
+    strom(broker, &args, None).await.ok().json()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topics_records_groups_and_the_cluster_from_the_command_line() {
     let Some(cluster) = GroupCluster::start("cli", 1, 0).await else {
@@ -75,10 +82,7 @@ async fn topics_records_groups_and_the_cluster_from_the_command_line() {
     )
     .await;
     assert!(created.ok().stdout.contains("events"));
-    let listed = strom(broker, &["topic", "list", "-o", "json"], None)
-        .await
-        .ok()
-        .json();
+    let listed = json(broker, &["topic", "list"]).await;
     let events = listed
         .as_array()
         .unwrap()
@@ -90,10 +94,7 @@ async fn topics_records_groups_and_the_cluster_from_the_command_line() {
         .await
         .ok();
     assert!(yaml.stdout.contains("topic: events"), "{yaml:?}");
-    let described = strom(broker, &["topic", "describe", "events", "-o", "json"], None)
-        .await
-        .ok()
-        .json();
+    let described = json(broker, &["topic", "describe", "events"]).await;
     let partitions = described[0]["partitions"].as_array().unwrap();
     assert_eq!(partitions.len(), 3);
     assert!(
@@ -119,14 +120,7 @@ async fn topics_records_groups_and_the_cluster_from_the_command_line() {
     )
     .await
     .ok();
-    let configs = strom(
-        broker,
-        &["topic", "describe-config", "events", "-o", "json"],
-        None,
-    )
-    .await
-    .ok()
-    .json();
+    let configs = json(broker, &["topic", "describe-config", "events"]).await;
     let retention = configs["configs"]
         .as_array()
         .unwrap()
@@ -143,10 +137,7 @@ async fn topics_records_groups_and_the_cluster_from_the_command_line() {
         .ok()
         .json();
     assert_eq!(produced["records"], 10);
-    let after = strom(broker, &["topic", "describe", "events", "-o", "json"], None)
-        .await
-        .ok()
-        .json();
+    let after = json(broker, &["topic", "describe", "events"]).await;
     let ends: i64 = after[0]["partitions"]
         .as_array()
         .unwrap()
@@ -225,19 +216,9 @@ async fn topics_records_groups_and_the_cluster_from_the_command_line() {
     .await
     .ok();
     assert_eq!(grouped.stdout.lines().count(), 10, "{grouped:?}");
-    let group = strom(
-        broker,
-        &["group", "describe", "readers", "-o", "json"],
-        None,
-    )
-    .await
-    .ok()
-    .json();
+    let group = json(broker, &["group", "describe", "readers"]).await;
     assert_eq!(group["totals"]["lag_records"], 0, "{group}");
-    let groups = strom(broker, &["group", "list", "-o", "json"], None)
-        .await
-        .ok()
-        .json();
+    let groups = json(broker, &["group", "list"]).await;
     assert!(
         groups
             .as_array()
@@ -245,7 +226,7 @@ async fn topics_records_groups_and_the_cluster_from_the_command_line() {
             .iter()
             .any(|g| g["group"] == "readers")
     );
-    let reset = strom(
+    let reset = json(
         broker,
         &[
             "group",
@@ -254,14 +235,9 @@ async fn topics_records_groups_and_the_cluster_from_the_command_line() {
             "--topic",
             "events",
             "--to-earliest",
-            "-o",
-            "json",
         ],
-        None,
     )
-    .await
-    .ok()
-    .json();
+    .await;
     assert!(
         reset["partitions"]
             .as_array()
@@ -269,20 +245,10 @@ async fn topics_records_groups_and_the_cluster_from_the_command_line() {
             .iter()
             .all(|p| p["new_offset"] == 0)
     );
-    let lagging = strom(
-        broker,
-        &["group", "describe", "readers", "-o", "json"],
-        None,
-    )
-    .await
-    .ok()
-    .json();
+    let lagging = json(broker, &["group", "describe", "readers"]).await;
     assert_eq!(lagging["totals"]["lag_records"], 10);
 
-    let overview = strom(broker, &["cluster", "describe", "-o", "json"], None)
-        .await
-        .ok()
-        .json();
+    let overview = json(broker, &["cluster", "describe"]).await;
     assert_eq!(overview["brokers"].as_array().unwrap().len(), 1);
     assert_eq!(overview["coordinators"].as_array().unwrap().len(), 2);
     assert!(overview["controller"]["epoch"].as_i64().unwrap() > 0);

@@ -86,6 +86,18 @@ async fn reset(
         .collect())
 }
 
+/// Deletes the group; returns the group's error code, if any.
+async fn delete(client: &mut Client) -> Option<ErrorCode> {
+    let deleted = client
+        .delete_groups(pb::DeleteGroupsRequest {
+            group_ids: vec![GROUP.to_owned()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    code(deleted.groups[0].error.as_ref())
+}
+
 fn all(offset: i64) -> BTreeMap<i32, Result<i64, ErrorCode>> {
     (0..3).map(|p| (p, Ok(offset))).collect()
 }
@@ -156,17 +168,7 @@ async fn groups_are_listed_described_reset_and_deleted() {
         false,
     );
     assert_eq!(refused.await, Err(ErrorCode::NonEmptyGroup));
-    let deleted = client
-        .delete_groups(pb::DeleteGroupsRequest {
-            group_ids: vec![GROUP.to_owned()],
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        code(deleted.groups[0].error.as_ref()),
-        Some(ErrorCode::NonEmptyGroup)
-    );
+    assert_eq!(delete(&mut client).await, Some(ErrorCode::NonEmptyGroup));
     let stored = committed(&mut client, GROUP).await;
     assert_eq!(stored, BTreeMap::from([(0, 4), (1, 10)]), "nothing moved");
 
@@ -256,14 +258,7 @@ async fn groups_are_listed_described_reset_and_deleted() {
     assert_eq!(committed(&mut client, GROUP).await, before);
 
     // Delete: gone from list, describe and fetch.
-    let deleted = client
-        .delete_groups(pb::DeleteGroupsRequest {
-            group_ids: vec![GROUP.to_owned()],
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(deleted.groups[0].error.is_none(), "{deleted:?}");
+    assert_eq!(delete(&mut client).await, None);
     assert!(!listed(&mut client, &[]).await.contains_key(GROUP));
     let (_, mut client) = cluster.coordinator_for(GROUP).await;
     let gone = describe(&mut client, GROUP).await;

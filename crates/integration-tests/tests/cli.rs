@@ -284,3 +284,64 @@ async fn topics_records_groups_and_the_cluster_from_the_command_line() {
     let no_separator = strom(broker, &["produce", "events", "-k", ":"], Some("novalue\n")).await;
     assert_eq!(no_separator.code, 2, "{no_separator:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_figures_agree_with_an_independent_count() {
+    let Some(cluster) = GroupCluster::start("cli-bench", 1, 0).await else {
+        return;
+    };
+    let broker = cluster.broker.address.as_str();
+    strom(
+        broker,
+        &["topic", "create", "load", "-p", "3", "-r", "1"],
+        None,
+    )
+    .await
+    .ok();
+    let produced = json(
+        broker,
+        &[
+            "bench",
+            "produce",
+            "--topic",
+            "load",
+            "--records",
+            "5000",
+            "--producers",
+            "2",
+        ],
+    )
+    .await;
+    assert_eq!(produced["records"], 5000, "{produced}");
+    assert_eq!(produced["failed"], 0, "{produced}");
+    assert_eq!(produced["bytes"], 5000 * 100);
+    assert!(
+        produced["latency_ms"]["p99"].as_f64().unwrap() > 0.0,
+        "{produced}"
+    );
+    let described = json(broker, &["topic", "describe", "load"]).await;
+    let stored: i64 = described[0]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["high_watermark"].as_i64().unwrap())
+        .sum();
+    assert_eq!(stored, 5000, "every acknowledged record is in the log");
+    let consumed = json(
+        broker,
+        &["bench", "consume", "--topic", "load", "--consumers", "2"],
+    )
+    .await;
+    assert_eq!(consumed["records"], 5000, "{consumed}");
+    assert_eq!(consumed["bytes"], 5000 * 100);
+    let table = strom(
+        broker,
+        &["bench", "produce", "--topic", "load", "--records", "100"],
+        None,
+    )
+    .await
+    .ok();
+    assert!(table.stdout.contains("RECORDS/S"), "{table:?}");
+    let missing = strom(broker, &["bench", "produce", "--topic", "nope"], None).await;
+    assert_eq!(missing.code, 1, "{missing:?}");
+}

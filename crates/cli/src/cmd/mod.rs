@@ -1,5 +1,6 @@
 //! The command line: global options and one module per subcommand.
 
+mod bench;
 mod cluster;
 mod consume;
 mod group;
@@ -9,7 +10,7 @@ mod topic;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::context::{Context, parse_duration};
 use crate::error::Result;
@@ -69,6 +70,9 @@ enum Command {
     /// Inspect the cluster.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Measure produce and consume throughput and latency.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 impl Cli {
@@ -81,6 +85,30 @@ impl Cli {
             Command::Consume(args) => args.run(&context).await,
             Command::Group(command) => command.run(&context).await,
             Command::Cluster(command) => command.run(&context).await,
+            Command::Bench(command) => command.run(&context).await,
+        }
+    }
+}
+
+/// Which acknowledgement a record waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum AcksArg {
+    /// Do not wait (offsets are unknown).
+    #[value(name = "0")]
+    Zero,
+    /// The leader's append.
+    #[value(name = "1")]
+    One,
+    /// Every in-sync replica.
+    All,
+}
+
+impl From<AcksArg> for strom_client::Acks {
+    fn from(acks: AcksArg) -> Self {
+        match acks {
+            AcksArg::Zero => Self::None,
+            AcksArg::One => Self::Leader,
+            AcksArg::All => Self::All,
         }
     }
 }

@@ -5,27 +5,14 @@ use std::io::BufRead;
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde::Serialize;
-use strom_client::{Acks, Compression, Producer, ProducerConfig, ProducerRecord};
+use strom_client::{Compression, Producer, ProducerConfig, ProducerRecord};
 
-use super::key_value;
+use super::{AcksArg, key_value};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::output::{Render, Table, print};
-
-/// Which acknowledgement a record waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum AcksArg {
-    /// Do not wait (offsets are unknown).
-    #[value(name = "0")]
-    Zero,
-    /// The leader's append.
-    #[value(name = "1")]
-    One,
-    /// Every in-sync replica.
-    All,
-}
 
 /// `produce` arguments.
 #[derive(Debug, Args)]
@@ -97,11 +84,7 @@ impl ProduceArgs {
         // Fail on an unknown topic before reading any input.
         client.partition_count(&self.topic).await?;
         let config = ProducerConfig {
-            acks: match self.acks {
-                AcksArg::Zero => Acks::None,
-                AcksArg::One => Acks::Leader,
-                AcksArg::All => Acks::All,
-            },
+            acks: self.acks.into(),
             compression: self.compression,
             enable_idempotence: self.acks == AcksArg::All,
             ..ProducerConfig::default()

@@ -342,6 +342,23 @@ async fn bench_figures_agree_with_an_independent_count() {
     .await
     .ok();
     assert!(table.stdout.contains("RECORDS/S"), "{table:?}");
+    let e2e = json(
+        broker,
+        &[
+            "bench",
+            "e2e",
+            "--topic",
+            "load",
+            "--records",
+            "2000",
+            "--rate",
+            "2000",
+        ],
+    )
+    .await;
+    assert_eq!(e2e["records"], 2000, "{e2e}");
+    let p50 = e2e["latency_ms"]["p50"].as_f64().unwrap();
+    assert!(p50 > 0.0 && p50 < 5_000.0, "{e2e}");
     let missing = strom(broker, &["bench", "produce", "--topic", "nope"], None).await;
     assert_eq!(missing.code, 1, "{missing:?}");
 }

@@ -1,6 +1,7 @@
 //! `strom bench`: produce and consume load with throughput and latency figures.
 
 mod consume;
+mod e2e;
 mod produce;
 
 use std::io::IsTerminal;
@@ -30,6 +31,11 @@ pub(crate) enum BenchCommand {
         after_help = "Example:\n  strom bench consume --topic bench --records 1000000 --consumers 2"
     )]
     Consume(consume::ConsumeBench),
+    /// Produce at a fixed rate while consuming; report the send-to-delivery latency.
+    #[command(
+        after_help = "Example:\n  strom bench e2e --topic bench --records 100000 --rate 10000"
+    )]
+    E2e(e2e::E2eBench),
 }
 
 impl BenchCommand {
@@ -38,6 +44,7 @@ impl BenchCommand {
         let report = match self {
             Self::Produce(args) => args.run(context).await?,
             Self::Consume(args) => args.run(context).await?,
+            Self::E2e(args) => args.run(context).await?,
         };
         crate::output::print(context.format, &report)
     }
@@ -171,6 +178,11 @@ impl Progress {
             let _ = task.await;
         }
     }
+}
+
+/// A latency histogram in microseconds, from 1 µs to 10 minutes at 3 significant digits.
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("constant histogram bounds are valid")
 }
 
 /// A value of `size` bytes, different for each record.

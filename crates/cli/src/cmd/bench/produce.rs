@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::{LatencyMs, Progress, Report, payload};
+use super::{LatencyMs, Progress, Report, histogram, payload};
 use crate::cmd::AcksArg;
 use crate::context::{Context, parse_duration};
 use crate::error::{Error, Result};
@@ -58,11 +58,6 @@ struct Outcome {
     failed: u64,
     latency: Histogram<u64>,
     first_error: Option<Error>,
-}
-
-fn histogram() -> Histogram<u64> {
-    // 1 µs to 10 minutes at 3 significant digits.
-    Histogram::new_with_bounds(1, 600_000_000, 3).expect("constant histogram bounds are valid")
 }
 
 impl ProduceBench {

@@ -103,6 +103,18 @@ impl GroupCluster {
             (broker.metadata().await?.brokers.len() == 1).then_some(())
         })
         .await;
+        // Topics are placed by the controller: wait until its view has the broker too.
+        wait_for(
+            Duration::from_secs(20),
+            "the controller sees the broker",
+            || async {
+                let mut admin = broker.admin().await;
+                let request = strom_proto::admin::v1::DescribeClusterRequest {};
+                let cluster = admin.describe_cluster(request).await.ok()?.into_inner();
+                (cluster.brokers.len() == 1).then_some(())
+            },
+        )
+        .await;
         let cluster = Self {
             etcd,
             controller,

@@ -21,7 +21,7 @@ pub(crate) mod exit {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
     /// The cluster answered with an error code.
-    #[error("{}: {message}", code.as_str_name().trim_start_matches("ERROR_CODE_"))]
+    #[error("{}: {message}", code_name(*code))]
     Refused {
         /// The code the server sent.
         code: ErrorCode,
@@ -45,6 +45,11 @@ pub(crate) enum Error {
     /// Any other client failure.
     #[error("{0}")]
     Client(strom_client::Error),
+}
+
+/// An error code's name as users see it, e.g. `UNKNOWN_TOPIC_OR_PARTITION`.
+pub(crate) fn code_name(code: ErrorCode) -> &'static str {
+    code.as_str_name().trim_start_matches("ERROR_CODE_")
 }
 
 /// The command's result type.

@@ -136,6 +136,12 @@ pub(crate) fn cell<T: ToString>(value: Option<T>) -> String {
         .unwrap_or_else(|| "-".to_owned())
 }
 
+/// A proto enum value's name without its type prefix, in lower case: `GROUP_STATE_STABLE`
+/// with prefix `GROUP_STATE_` is `stable`.
+pub(crate) fn label(name: &str, prefix: &str) -> String {
+    name.trim_start_matches(prefix).to_lowercase()
+}
+
 /// A list of ids as a cell, e.g. `1,2,3`.
 pub(crate) fn ids(values: &[i32]) -> String {
     values

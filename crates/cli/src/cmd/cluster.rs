@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::context::Context;
 use crate::error::Result;
-use crate::output::{Render, Table, cell, print};
+use crate::output::{Render, Table, cell, label, print};
 
 /// Cluster subcommands.
 #[derive(Debug, Subcommand)]
@@ -32,11 +32,7 @@ impl ClusterCommand {
                 .brokers
                 .into_iter()
                 .map(|b| {
-                    let state = b
-                        .state()
-                        .as_str_name()
-                        .trim_start_matches("BROKER_STATE_")
-                        .to_lowercase();
+                    let state = label(b.state().as_str_name(), "BROKER_STATE_");
                     let broker = b.broker.unwrap_or_default();
                     BrokerView {
                         id: broker.broker_id,

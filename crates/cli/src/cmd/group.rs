@@ -6,8 +6,8 @@ use strom_proto::coordinator::v1 as pb;
 use strom_proto::coordinator::v1::reset_offsets_request::Strategy;
 
 use crate::context::Context;
-use crate::error::{Error, Result};
-use crate::output::{Render, Table, cell, print};
+use crate::error::{Error, Result, code_name};
+use crate::output::{Render, Table, cell, label, print};
 
 /// Group subcommands.
 #[derive(Debug, Subcommand)]
@@ -131,13 +131,10 @@ impl GroupCommand {
                         partition: p.partition,
                         previous_offset: p.previous_offset,
                         new_offset: p.error.is_none().then_some(p.new_offset),
-                        error: p.error.as_ref().map(|e| {
-                            format!(
-                                "{}: {}",
-                                e.code().as_str_name().trim_start_matches("ERROR_CODE_"),
-                                e.message
-                            )
-                        }),
+                        error: p
+                            .error
+                            .as_ref()
+                            .map(|e| format!("{}: {}", code_name(e.code()), e.message)),
                     })
                     .collect();
                 let failed = rows.iter().filter(|r| r.error.is_some()).count();
@@ -163,10 +160,7 @@ impl GroupCommand {
 }
 
 fn state_name(state: pb::GroupState) -> String {
-    state
-        .as_str_name()
-        .trim_start_matches("GROUP_STATE_")
-        .to_lowercase()
+    label(state.as_str_name(), "GROUP_STATE_")
 }
 
 #[derive(Debug, Serialize)]

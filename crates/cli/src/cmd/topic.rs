@@ -10,7 +10,7 @@ use strom_proto::admin::v1 as pb;
 use super::key_value;
 use crate::context::{Context, parse_duration};
 use crate::error::{Error, Result};
-use crate::output::{Render, Table, cell, ids, print};
+use crate::output::{Render, Table, cell, ids, label, print};
 
 /// Topic subcommands.
 #[derive(Debug, Subcommand)]
@@ -375,11 +375,7 @@ impl Configs {
             .map(|e| ConfigView {
                 name: e.name.clone(),
                 value: e.value.clone(),
-                source: e
-                    .source()
-                    .as_str_name()
-                    .trim_start_matches("CONFIG_SOURCE_")
-                    .to_lowercase(),
+                source: label(e.source().as_str_name(), "CONFIG_SOURCE_"),
                 read_only: e.read_only,
                 documentation: docs.then(|| e.documentation.clone()),
             })

@@ -114,6 +114,7 @@ impl E2eBench {
         let producer = Producer::new(client, config)?;
         let progress = Progress::start("delivered", Some(self.records));
         let interval = (self.rate > 0).then(|| Duration::from_secs_f64(1.0 / self.rate as f64));
+        let delivered = progress.counter();
         let sending = Instant::now();
         let mut deliveries = Vec::new();
         for seq in 0..self.records {
@@ -122,9 +123,7 @@ impl E2eBench {
             }
             let record = ProducerRecord::new(&self.topic, stamped(self.record_size));
             deliveries.push(producer.send(record).await?);
-            progress
-                .counter()
-                .store(received.load(Ordering::Relaxed), Ordering::Relaxed);
+            delivered.store(received.load(Ordering::Relaxed), Ordering::Relaxed);
         }
         let mut failed = 0;
         for delivery in deliveries {

@@ -43,6 +43,15 @@ pub enum Error {
         /// What the store reported.
         reason: String,
     },
+    /// The embedded store's files could not be read or written. Not retriable: a persisted
+    /// in-memory store refuses every call after a failed write.
+    #[error("metadata store files at {path}: {reason}")]
+    Disk {
+        /// The database directory.
+        path: String,
+        /// What RocksDB or the file system reported.
+        reason: String,
+    },
     /// A lease TTL outside what the store supports.
     #[error("lease ttl {ttl:?} is not supported: {reason}")]
     InvalidTtl {

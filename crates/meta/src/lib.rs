@@ -38,7 +38,7 @@ pub use election::{Election, Holder, Leadership};
 pub use etcd::{EtcdOptions, EtcdStore};
 pub use groups::{GroupOwner, claim_group, group_owner, locate_coordinator, preferred_coordinator};
 pub use lease::LeaseKeeper;
-pub use memory::{HISTORY_LIMIT, MemoryStore};
+pub use memory::{HISTORY_LIMIT, MemoryPersistence, MemoryStore, PersistBatch, Persistence};
 pub use store::{
     Check, Compare, EventKind, KeyValue, LeaseGrant, LeaseId, Listing, MAX_TXN_OPS, MetaStore, Op,
     Txn, TxnOutcome, WatchBatch, WatchEvent, WatchStream,

@@ -1,5 +1,5 @@
-//! One suite, two stores: every test runs against the in-memory twin and against a real etcd
-//! (skipped when etcd is not installed, unless `STROM_REQUIRE_ETCD=1`).
+//! One suite, three stores: every test runs against the in-memory twin, the twin persisted
+//! (to an in-memory backend), and a real etcd (skipped when etcd is not installed, unless `STROM_REQUIRE_ETCD=1`).
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -8,8 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use strom_meta::testing::{EtcdServer, shared_etcd, unique_prefix};
 use strom_meta::{
-    Change, Compare, Election, Error, EventKind, LeaseKeeper, MemoryStore, MetaStore, Op,
-    PrefixWatcher, Txn,
+    Change, Compare, Election, Error, EventKind, LeaseKeeper, MemoryPersistence, MemoryStore,
+    MetaStore, Op, PrefixWatcher, Txn,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +40,15 @@ impl Fixture {
 async fn memory(name: &str) -> Option<Fixture> {
     Some(Fixture {
         store: Arc::new(MemoryStore::new()),
+        prefix: unique_prefix(name),
+        _server: None,
+    })
+}
+
+async fn persisted(name: &str) -> Option<Fixture> {
+    let backend = Arc::new(MemoryPersistence::default());
+    Some(Fixture {
+        store: Arc::new(MemoryStore::open(backend).await.unwrap()),
         prefix: unique_prefix(name),
         _server: None,
     })
@@ -464,6 +473,21 @@ macro_rules! conformance {
 }
 
 conformance!(memory:
+    revisions_follow_etcd,
+    list_is_ordered_and_scoped_to_the_prefix,
+    compares_gate_every_op,
+    deletes_remove_keys_and_prefixes,
+    oversized_and_duplicate_txns_are_rejected,
+    leases_own_their_keys,
+    expired_leases_delete_their_keys,
+    watches_replay_history_then_follow,
+    compacted_history_fails_the_watch,
+    one_election_holder_and_fenced_writes,
+    lease_keeper_reports_a_lost_lease,
+    prefix_watcher_follows_and_resyncs,
+);
+
+conformance!(persisted:
     revisions_follow_etcd,
     list_is_ordered_and_scoped_to_the_prefix,
     compares_gate_every_op,

@@ -4,20 +4,28 @@
 //! transaction, create/mod revisions and versions per key, lease expiry deleting attached keys in
 //! one revision, watches replaying history from a revision, and compaction. History is trimmed
 //! to the last [`HISTORY_LIMIT`] events, like etcd's auto-compaction.
+//!
+//! [`MemoryStore::open`] also keeps every key in a [`Persistence`] (the dev mode's is a RocksDB
+//! column family), so a single-process cluster keeps its topics, partitions and committed
+//! offsets across restarts.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+mod persist;
+mod state;
+
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+pub use self::persist::{MemoryPersistence, PersistBatch, Persistence};
+use self::state::{LeaseState, State};
 use crate::store::{
-    Check, Compare, EventKind, KeyValue, LeaseGrant, LeaseId, Listing, MAX_TXN_OPS, MetaStore, Op,
-    Txn, TxnOutcome, WatchBatch, WatchEvent, WatchStream,
+    KeyValue, LeaseGrant, LeaseId, Listing, MAX_TXN_OPS, MetaStore, Op, Txn, TxnOutcome,
+    WatchBatch, WatchEvent, WatchStream,
 };
 use crate::{Error, Result};
 
@@ -37,29 +45,14 @@ const WATCH_CHANNEL_CAPACITY: usize = 4096;
 ///
 /// Create it inside a Tokio runtime: a background task expires leases, and it stops when the
 /// store is dropped. Thread-safe; share it as `Arc<MemoryStore>`.
+///
+/// A persisted store ([`MemoryStore::open`]) answers a changing call only once its revision
+/// is written, and watchers see a revision only then; a read may see a revision whose write is
+/// still in flight (for the moment between a transaction and its write).
 #[derive(Debug)]
 pub struct MemoryStore {
     state: Arc<Mutex<State>>,
-    events: broadcast::Sender<Arc<WatchBatch>>,
     reaper: JoinHandle<()>,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    revision: i64,
-    /// Like etcd's compact revision: history before it is gone; watching from it still works.
-    compacted: i64,
-    kvs: BTreeMap<String, KeyValue>,
-    history: Vec<WatchEvent>,
-    leases: HashMap<i64, LeaseState>,
-    next_lease: i64,
-}
-
-#[derive(Debug)]
-struct LeaseState {
-    ttl: Duration,
-    expires_at: Instant,
-    keys: BTreeSet<String>,
 }
 
 impl Default for MemoryStore {
@@ -71,18 +64,32 @@ impl Default for MemoryStore {
 impl MemoryStore {
     /// An empty store at revision 1, as a fresh etcd.
     pub fn new() -> Self {
-        let state = Arc::new(Mutex::new(State {
-            revision: 1,
-            next_lease: 1,
-            ..State::default()
-        }));
         let (events, _) = broadcast::channel(WATCH_CHANNEL_CAPACITY);
-        let reaper = tokio::spawn(reap_leases(Arc::downgrade(&state), events.clone()));
-        Self {
-            state,
-            events,
-            reaper,
-        }
+        Self::with_state(State::new(events))
+    }
+
+    /// A store kept in `backend`, holding what it held when last closed. Keys attached to
+    /// leases are deleted on opening, as if their leases had expired: the processes holding
+    /// them ended with the previous store. The revision carries on from where it was, so
+    /// epochs fenced by revisions keep growing; watches cannot start before the reopen.
+    pub async fn open(backend: Arc<dyn Persistence>) -> Result<Self> {
+        let (events, _) = broadcast::channel(WATCH_CHANNEL_CAPACITY);
+        let state = tokio::task::spawn_blocking(move || {
+            let loaded = persist::load(backend.as_ref())?;
+            State::restore(backend, loaded, events)
+        })
+        .await
+        .map_err(|e| Error::Unavailable {
+            operation: "open",
+            reason: e.to_string(),
+        })??;
+        Ok(Self::with_state(state))
+    }
+
+    fn with_state(state: State) -> Self {
+        let state = Arc::new(Mutex::new(state));
+        let reaper = tokio::spawn(reap_leases(Arc::downgrade(&state)));
+        Self { state, reaper }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -100,12 +107,12 @@ impl Drop for MemoryStore {
     }
 }
 
-async fn reap_leases(state: Weak<Mutex<State>>, events: broadcast::Sender<Arc<WatchBatch>>) {
+async fn reap_leases(state: Weak<Mutex<State>>) {
     let mut tick = tokio::time::interval(REAP_INTERVAL);
     loop {
         tick.tick().await;
         let Some(state) = state.upgrade() else { return };
-        let batch = {
+        let durable = {
             let mut state = state
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -122,121 +129,9 @@ async fn reap_leases(state: Weak<Mutex<State>>, events: broadcast::Sender<Arc<Wa
             }
             state.commit(events)
         };
-        if let Some(batch) = batch {
-            // No receiver just means nobody watches.
-            let _ = events.send(batch);
-        }
-    }
-}
-
-impl State {
-    fn check(&self, compare: &Compare) -> bool {
-        let kv = self.kvs.get(&compare.key);
-        match &compare.check {
-            Check::Absent => kv.is_none(),
-            Check::CreateRevision(rev) => kv.is_some_and(|kv| kv.create_revision == *rev),
-            Check::ModRevision(rev) => kv.map_or(0, |kv| kv.mod_revision) == *rev,
-            Check::Value(value) => kv.is_some_and(|kv| kv.value == *value),
-        }
-    }
-
-    /// Applies one op at revision `self.revision + 1`, returning its events.
-    fn apply(&mut self, op: Op) -> Vec<WatchEvent> {
-        let rev = self.revision + 1;
-        match op {
-            Op::Put { key, value, lease } => {
-                let previous = self.kvs.get(&key);
-                let (create_revision, version, old_lease) = match previous {
-                    Some(kv) => (kv.create_revision, kv.version + 1, kv.lease),
-                    None => (rev, 1, None),
-                };
-                if let Some(l) = old_lease.and_then(|old| self.leases.get_mut(&old.0)) {
-                    l.keys.remove(&key);
-                }
-                if let Some(l) = lease.and_then(|new| self.leases.get_mut(&new.0)) {
-                    l.keys.insert(key.clone());
-                }
-                let kv = KeyValue {
-                    key: key.clone(),
-                    value,
-                    create_revision,
-                    mod_revision: rev,
-                    version,
-                    lease,
-                };
-                self.kvs.insert(key, kv.clone());
-                vec![WatchEvent {
-                    kind: EventKind::Put,
-                    kv,
-                }]
-            }
-            Op::Delete { key } => self.delete_keys(vec![key], rev),
-            Op::DeletePrefix { prefix } => {
-                let keys = self
-                    .kvs
-                    .range(prefix.clone()..)
-                    .take_while(|(k, _)| k.starts_with(&prefix))
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                self.delete_keys(keys, rev)
-            }
-        }
-    }
-
-    fn delete_keys(&mut self, keys: Vec<String>, rev: i64) -> Vec<WatchEvent> {
-        let mut events = Vec::new();
-        for key in keys {
-            let Some(old) = self.kvs.remove(&key) else {
-                continue;
-            };
-            if let Some(l) = old.lease.and_then(|lease| self.leases.get_mut(&lease.0)) {
-                l.keys.remove(&key);
-            }
-            let kv = KeyValue {
-                key,
-                value: Bytes::new(),
-                create_revision: 0,
-                mod_revision: rev,
-                version: 0,
-                lease: None,
-            };
-            events.push(WatchEvent {
-                kind: EventKind::Delete,
-                kv,
-            });
-        }
-        events
-    }
-
-    /// Removes a lease and deletes its keys at the next revision.
-    fn revoke(&mut self, id: i64) -> Vec<WatchEvent> {
-        match self.leases.remove(&id) {
-            Some(lease) => self.delete_keys(lease.keys.into_iter().collect(), self.revision + 1),
-            None => Vec::new(),
-        }
-    }
-
-    /// Records the events of one revision; returns the batch to publish, if anything changed.
-    fn commit(&mut self, events: Vec<WatchEvent>) -> Option<Arc<WatchBatch>> {
-        if events.is_empty() {
-            return None;
-        }
-        self.revision += 1;
-        self.history.extend(events.iter().cloned());
-        if self.history.len() > HISTORY_LIMIT {
-            let cut = self.history.len() - HISTORY_LIMIT;
-            let first_kept = self.history[cut].kv.mod_revision;
-            // Compact at a revision boundary so no revision is half-kept.
-            let cut = self
-                .history
-                .partition_point(|e| e.kv.mod_revision < first_kept);
-            self.history.drain(..cut);
-            self.compacted = self.compacted.max(first_kept);
-        }
-        Some(Arc::new(WatchBatch {
-            revision: self.revision,
-            events,
-        }))
+        drop(state);
+        // A failed write marks the store failed, and every later call reports it.
+        let _ = durable.wait().await;
     }
 }
 
@@ -267,11 +162,14 @@ fn validate_txn(txn: &Txn) -> Result<()> {
 #[async_trait]
 impl MetaStore for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        Ok(self.lock().kvs.get(key).cloned())
+        let state = self.lock();
+        state.usable()?;
+        Ok(state.kvs.get(key).cloned())
     }
 
     async fn list(&self, prefix: &str) -> Result<Listing> {
         let state = self.lock();
+        state.usable()?;
         let kvs = state
             .kvs
             .range(prefix.to_owned()..)
@@ -286,10 +184,11 @@ impl MetaStore for MemoryStore {
 
     async fn txn(&self, txn: Txn) -> Result<TxnOutcome> {
         validate_txn(&txn)?;
-        let batch;
+        let durable;
         let outcome;
         {
             let mut state = self.lock();
+            state.usable()?;
             if !txn.compares.iter().all(|c| state.check(c)) {
                 return Ok(TxnOutcome {
                     succeeded: false,
@@ -309,15 +208,13 @@ impl MetaStore for MemoryStore {
             for op in txn.ops {
                 events.extend(state.apply(op));
             }
-            batch = state.commit(events);
+            durable = state.commit(events);
             outcome = TxnOutcome {
                 succeeded: true,
                 revision: state.revision,
             };
         }
-        if let Some(batch) = batch {
-            let _ = self.events.send(batch);
-        }
+        durable.wait().await?;
         Ok(outcome)
     }
 
@@ -330,17 +227,21 @@ impl MetaStore for MemoryStore {
         }
         let ttl = Duration::from_secs(ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0))
             .max(MIN_LEASE_TTL);
-        let mut state = self.lock();
-        let id = state.next_lease;
-        state.next_lease += 1;
-        state.leases.insert(
-            id,
-            LeaseState {
-                ttl,
-                expires_at: Instant::now() + ttl,
-                keys: BTreeSet::new(),
-            },
-        );
+        let (id, durable) = {
+            let mut state = self.lock();
+            state.usable()?;
+            let (id, durable) = state.take_lease_id();
+            state.leases.insert(
+                id,
+                LeaseState {
+                    ttl,
+                    expires_at: Instant::now() + ttl,
+                    keys: BTreeSet::new(),
+                },
+            );
+            (id, durable)
+        };
+        durable.wait().await?;
         Ok(LeaseGrant {
             id: LeaseId(id),
             ttl,
@@ -349,6 +250,7 @@ impl MetaStore for MemoryStore {
 
     async fn keep_alive(&self, lease: LeaseId) -> Result<Duration> {
         let mut state = self.lock();
+        state.usable()?;
         let now = Instant::now();
         match state.leases.get_mut(&lease.0) {
             Some(l) if l.expires_at > now => {
@@ -360,20 +262,19 @@ impl MetaStore for MemoryStore {
     }
 
     async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
-        let batch = {
+        let durable = {
             let mut state = self.lock();
+            state.usable()?;
             let events = state.revoke(lease.0);
             state.commit(events)
         };
-        if let Some(batch) = batch {
-            let _ = self.events.send(batch);
-        }
-        Ok(())
+        durable.wait().await
     }
 
     async fn watch(&self, prefix: &str, start_revision: i64) -> Result<WatchStream> {
         let (replay, rx) = {
             let state = self.lock();
+            state.usable()?;
             let start = if start_revision <= 0 {
                 state.revision + 1
             } else {
@@ -396,20 +297,24 @@ impl MetaStore for MemoryStore {
                     revision: state.revision,
                     events,
                 },
-                self.events.subscribe(),
+                state.events.subscribe(),
             )
         };
         let prefix = prefix.to_owned();
+        // The replay covers every revision up to here, including any a persisted store has not
+        // published yet; those arrive again from the channel and are skipped.
+        let replayed = replay.revision;
         let initial = (!replay.events.is_empty()).then_some(replay);
         let stream = futures::stream::unfold(
             (initial, Some(rx), prefix),
-            |(mut initial, rx, prefix)| async move {
+            move |(mut initial, rx, prefix)| async move {
                 if let Some(batch) = initial.take() {
                     return Some((Ok(batch), (None, rx, prefix)));
                 }
                 let mut rx = rx?;
                 loop {
                     match rx.recv().await {
+                        Ok(batch) if batch.revision <= replayed => {}
                         Ok(batch) => {
                             let events: Vec<WatchEvent> = batch
                                 .events
@@ -440,6 +345,7 @@ impl MetaStore for MemoryStore {
 
     async fn compact(&self, revision: i64) -> Result<()> {
         let mut state = self.lock();
+        state.usable()?;
         if revision <= state.compacted {
             return Err(Error::Compacted {
                 requested: revision,

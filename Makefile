@@ -40,6 +40,10 @@ fmt-check: ## Check formatting
 lint: ## Clippy with warnings as errors
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 
+.PHONY: bench
+bench: ## The standard benchmark set (strom bench suite) against a local 3-broker dev cluster, one table
+	@scripts/bench-cluster.sh $(BENCH_ARGS)
+
 .PHONY: bench-control-plane
 bench-control-plane: ## Failover and metadata-propagation timings against a real etcd (medians)
 	@scripts/bench.sh control_plane dev

@@ -45,6 +45,12 @@ pub(crate) enum Error {
     /// Any other client failure.
     #[error("{0}")]
     Client(strom_client::Error),
+    /// The dev cluster could not start.
+    #[error("{0}")]
+    Startup(String),
+    /// A benchmark's own count check failed: what was read back differs from what was written.
+    #[error("verification failed: {0}")]
+    Verification(String),
 }
 
 /// An error code's name as users see it, e.g. `UNKNOWN_TOPIC_OR_PARTITION`.
@@ -87,7 +93,9 @@ impl Error {
             Self::Refused { .. } => exit::REFUSED,
             Self::Usage(_) => exit::USAGE,
             Self::Unreachable(_) => exit::UNREACHABLE,
-            Self::Io { .. } | Self::Client(_) => exit::OTHER,
+            Self::Io { .. } | Self::Client(_) | Self::Startup(_) | Self::Verification(_) => {
+                exit::OTHER
+            }
         })
     }
 
@@ -99,7 +107,10 @@ impl Error {
                 "check --brokers (or STROM_BROKERS) and that the cluster is up: `strom cluster describe`",
             ),
             Self::Usage(_) => Some("see `strom <command> --help`"),
-            Self::Io { .. } | Self::Client(_) => None,
+            Self::Startup(_) => Some(
+                "another Strom may hold these ports or this data directory: try --port or --data-dir",
+            ),
+            Self::Io { .. } | Self::Client(_) | Self::Verification(_) => None,
         }
     }
 }

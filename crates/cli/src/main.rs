@@ -3,17 +3,24 @@
 
 mod cmd;
 mod context;
+mod dev;
 mod error;
 mod output;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = cmd::Cli::parse();
-    match cli.run().await {
+    let matches = cmd::Cli::command().get_matches();
+    let brokers_given = matches.value_source("brokers") == Some(ValueSource::CommandLine);
+    let cli = match cmd::Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    match cli.run(brokers_given).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let hint = error

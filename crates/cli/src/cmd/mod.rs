@@ -3,6 +3,7 @@
 mod bench;
 mod cluster;
 mod consume;
+mod dev;
 mod group;
 mod produce;
 mod topic;
@@ -57,6 +58,15 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Client(ClientCommand),
+    /// Run a whole cluster in this process (metadata store, controller, brokers, coordinator).
+    Dev(dev::DevArgs),
+}
+
+/// The subcommands that talk to a running cluster.
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
     /// Create, list, describe, delete and configure topics.
     #[command(subcommand)]
     Topic(topic::TopicCommand),
@@ -76,16 +86,32 @@ enum Command {
 }
 
 impl Cli {
-    /// Runs the chosen subcommand.
-    pub(crate) async fn run(self) -> Result<()> {
-        let context = Context::resolve(self.brokers, self.config, self.output, self.timeout)?;
+    /// Runs the chosen subcommand. `brokers_given` says whether `--brokers` was on the command
+    /// line (rather than from `STROM_BROKERS`): `strom dev` reads it as a broker count.
+    pub(crate) async fn run(self, brokers_given: bool) -> Result<()> {
         match self.command {
-            Command::Topic(command) => command.run(&context).await,
-            Command::Produce(args) => args.run(&context).await,
-            Command::Consume(args) => args.run(&context).await,
-            Command::Group(command) => command.run(&context).await,
-            Command::Cluster(command) => command.run(&context).await,
-            Command::Bench(command) => command.run(&context).await,
+            Command::Dev(args) => {
+                args.run(brokers_given.then_some(self.brokers), self.output)
+                    .await
+            }
+            Command::Client(command) => {
+                let context =
+                    Context::resolve(self.brokers, self.config, self.output, self.timeout)?;
+                command.run(&context).await
+            }
+        }
+    }
+}
+
+impl ClientCommand {
+    async fn run(self, context: &Context) -> Result<()> {
+        match self {
+            Self::Topic(command) => command.run(context).await,
+            Self::Produce(args) => args.run(context).await,
+            Self::Consume(args) => args.run(context).await,
+            Self::Group(command) => command.run(context).await,
+            Self::Cluster(command) => command.run(context).await,
+            Self::Bench(command) => command.run(context).await,
         }
     }
 }

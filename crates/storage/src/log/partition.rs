@@ -112,7 +112,7 @@ impl PartitionLog {
             // A new partition: any state under its prefix belongs to an earlier partition of
             // the same name whose deletion was interrupted.
             let mut batch = WriteBatch::new();
-            for area in Area::ALL {
+            for area in Area::PARTITION {
                 batch.delete_range(area, prefix.clone(), prefix_end(&prefix));
             }
             store.write(batch)?;

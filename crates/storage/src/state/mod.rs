@@ -37,11 +37,25 @@ pub enum Area {
     Checkpoints,
     /// Sealed segment summaries: `(partition, base offset)` -> next offset, max timestamp, size.
     Segments,
+    /// Not partition state: the keys of the single-process dev mode's embedded cluster
+    /// metadata store, which keeps a state store of its own.
+    Metadata,
 }
 
 impl Area {
     /// Every area, in a fixed order.
-    pub const ALL: [Area; 6] = [
+    pub const ALL: [Area; 7] = [
+        Area::OffsetIndex,
+        Area::TimeIndex,
+        Area::LeaderEpochs,
+        Area::ProducerState,
+        Area::Checkpoints,
+        Area::Segments,
+        Area::Metadata,
+    ];
+
+    /// The areas holding partition state, keyed by partition prefix.
+    pub const PARTITION: [Area; 6] = [
         Area::OffsetIndex,
         Area::TimeIndex,
         Area::LeaderEpochs,
@@ -59,6 +73,7 @@ impl Area {
             Area::ProducerState => "producer_state",
             Area::Checkpoints => "checkpoints",
             Area::Segments => "segments",
+            Area::Metadata => "metadata",
         }
     }
 }

@@ -3,6 +3,7 @@
 mod consume;
 mod e2e;
 mod produce;
+mod suite;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -36,6 +37,12 @@ pub(crate) enum BenchCommand {
         after_help = "Example:\n  strom bench e2e --topic bench --records 100000 --rate 10000"
     )]
     E2e(e2e::E2eBench),
+    /// The standard set: produce (three shapes), read everything back, end-to-end latency; one
+    /// table. Creates its own topics and deletes them afterwards.
+    #[command(
+        after_help = "Examples:\n  strom bench suite\n  strom bench suite --scale quick -o json"
+    )]
+    Suite(suite::SuiteBench),
 }
 
 impl BenchCommand {
@@ -45,6 +52,9 @@ impl BenchCommand {
             Self::Produce(args) => args.run(context).await?,
             Self::Consume(args) => args.run(context).await?,
             Self::E2e(args) => args.run(context).await?,
+            Self::Suite(args) => {
+                return crate::output::print(context.format, &args.run(context).await?);
+            }
         };
         crate::output::print(context.format, &report)
     }

@@ -86,6 +86,7 @@ impl BoundBroker {
         let (sync, cache) =
             MetadataSync::start(meta.clone(), self.config.resync_interval.0).await?;
         let (epoch_tx, epoch_rx) = watch::channel(None);
+        let health_epoch = epoch_rx.clone();
         let registration = BrokerRegistration {
             id,
             rack: self.config.rack.clone(),
@@ -132,10 +133,17 @@ impl BoundBroker {
             epoch_tx,
             background.clone(),
         ));
+        let (grpc, health) =
+            strom_server_kit::grpc::standard_router(strom_proto::FILE_DESCRIPTOR_SET)
+                .await
+                .map_err(|e| Error::Serve {
+                    reason: e.to_string(),
+                })?;
+        tasks.spawn(report_health(health, health_epoch, background.clone()));
         tasks.close();
         info!(address = %self.address, advertised = %self.advertised, broker = id.get(), "broker listening");
         let max_request = usize::try_from(self.config.max_request_size.0).unwrap_or(usize::MAX);
-        let served = strom_server_kit::grpc::server()
+        let served = grpc
             .add_service(
                 BrokerServiceServer::new(BrokerGrpc::new(
                     self.config.cluster.clone(),
@@ -176,6 +184,24 @@ impl BoundBroker {
             reason: e.to_string(),
         })
     }
+}
+
+/// Health follows registration: SERVING while the broker holds a registration (and so may
+/// lead partitions), NOT_SERVING before, after losing its lease, and on the way out.
+async fn report_health<T>(
+    health: strom_server_kit::grpc::Health,
+    mut epoch: watch::Receiver<Option<T>>,
+    stop: CancellationToken,
+) {
+    loop {
+        let registered = epoch.borrow_and_update().is_some();
+        health.set(registered).await;
+        tokio::select! {
+            changed = epoch.changed() => if changed.is_err() { break },
+            () = stop.cancelled() => break,
+        }
+    }
+    health.set(false).await;
 }
 
 /// Creates the data directories and opens the local state store.

@@ -48,6 +48,9 @@ pub(crate) enum Error {
     /// The dev cluster could not start.
     #[error("{0}")]
     Startup(String),
+    /// A process answered its health check with something other than SERVING.
+    #[error("not serving: {0}")]
+    Unhealthy(String),
     /// A benchmark's own count check failed: what was read back differs from what was written.
     #[error("verification failed: {0}")]
     Verification(String),
@@ -90,7 +93,7 @@ impl Error {
     /// The process exit code for this error.
     pub(crate) fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
-            Self::Refused { .. } => exit::REFUSED,
+            Self::Refused { .. } | Self::Unhealthy(_) => exit::REFUSED,
             Self::Usage(_) => exit::USAGE,
             Self::Unreachable(_) => exit::UNREACHABLE,
             Self::Io { .. } | Self::Client(_) | Self::Startup(_) | Self::Verification(_) => {
@@ -107,6 +110,9 @@ impl Error {
                 "check --brokers (or STROM_BROKERS) and that the cluster is up: `strom cluster describe`",
             ),
             Self::Usage(_) => Some("see `strom <command> --help`"),
+            Self::Unhealthy(_) => Some(
+                "a broker serves once it has registered; see its log, and `strom cluster describe`",
+            ),
             Self::Startup(_) => Some(
                 "another Strom may hold these ports or this data directory: try --port or --data-dir",
             ),

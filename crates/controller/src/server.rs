@@ -79,8 +79,17 @@ impl BoundController {
         let tracker = TaskTracker::new();
         tracker.spawn(self.runtime.run(shutdown.clone()));
         tracker.close();
+        let (grpc, health) =
+            strom_server_kit::grpc::standard_router(strom_proto::FILE_DESCRIPTOR_SET)
+                .await
+                .map_err(|e| Error::Serve {
+                    reason: e.to_string(),
+                })?;
+        // Active or standby, a controller that serves is healthy: a standby answers with the
+        // active controller's address.
+        health.set(true).await;
         info!(address = %self.address, id = self.config.id, "controller listening");
-        let served = strom_server_kit::grpc::server()
+        let served = grpc
             .add_service(AdminServiceServer::new(router.clone()))
             .add_service(ControllerServiceServer::new(router))
             .serve_with_incoming_shutdown(

@@ -95,8 +95,15 @@ impl BoundCoordinator {
             shutdown.clone(),
         );
         tasks.close();
+        let (grpc, health) =
+            strom_server_kit::grpc::standard_router(strom_proto::FILE_DESCRIPTOR_SET)
+                .await
+                .map_err(|e| Error::Serve {
+                    reason: e.to_string(),
+                })?;
+        health.set(true).await;
         info!(address = %self.address, id = config.id, "coordinator listening");
-        let served = strom_server_kit::grpc::server()
+        let served = grpc
             .add_service(CoordinatorServiceServer::new(CoordinatorGrpc::new(
                 coordinator,
             )))

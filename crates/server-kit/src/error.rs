@@ -115,6 +115,12 @@ pub enum Error {
         /// The subscriber's message.
         message: String,
     },
+    /// The server reflection service could not be built from the descriptor set.
+    #[error("cannot build the gRPC reflection service: {message}")]
+    Reflection {
+        /// What tonic-reflection reported.
+        message: String,
+    },
     /// A function that needs a tokio runtime was called outside one.
     #[error("{what} must be called from within a tokio runtime")]
     NoRuntime {

@@ -5,6 +5,7 @@ mod cluster;
 mod consume;
 mod dev;
 mod group;
+mod health;
 mod produce;
 mod topic;
 
@@ -83,6 +84,8 @@ enum ClientCommand {
     /// Measure produce and consume throughput and latency.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Ask brokers, controllers or coordinators whether they are serving (gRPC health).
+    Health(health::HealthArgs),
 }
 
 impl Cli {
@@ -112,6 +115,7 @@ impl ClientCommand {
             Self::Group(command) => command.run(context).await,
             Self::Cluster(command) => command.run(context).await,
             Self::Bench(command) => command.run(context).await,
+            Self::Health(args) => args.run(context).await,
         }
     }
 }

@@ -196,3 +196,36 @@ mod tests {
         assert_eq!(invalid_field(&request).as_deref(), Some("request-timeout"));
     }
 }
+
+#[cfg(test)]
+mod env_tests {
+    use serde::{Deserialize, Serialize};
+
+    use super::EtcdConfig;
+    use crate::{LoadOptions, Validate, load};
+
+    #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+    #[serde(default, rename_all = "kebab-case")]
+    struct WithEtcd {
+        etcd: EtcdConfig,
+    }
+
+    impl Validate for WithEtcd {
+        fn validate(&self) -> crate::Result<()> {
+            self.etcd.validate()
+        }
+    }
+
+    #[test]
+    fn endpoints_can_be_listed_in_an_env_var() {
+        let options = LoadOptions::new("STROM_TEST").with_env([(
+            "STROM_TEST__ETCD__ENDPOINTS".to_owned(),
+            r#"["http://etcd-0:2379", "http://etcd-1:2379"]"#.to_owned(),
+        )]);
+        let loaded: WithEtcd = load(&options).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            loaded.etcd.endpoints,
+            ["http://etcd-0:2379", "http://etcd-1:2379"]
+        );
+    }
+}

@@ -84,8 +84,10 @@ pub(super) fn flag_assignments(overrides: &[(String, String)]) -> Result<Vec<Ass
 }
 
 /// Reads a raw env/flag value: an integer, float, boolean or quoted string if it is one in
-/// TOML syntax, otherwise the text itself as a string. So `64MiB` is the string `"64MiB"`,
-/// `8` is an integer, and `"8"` (with quotes) forces the string `8`.
+/// TOML syntax, or an array of those (`["http://etcd-0:2379", "http://etcd-1:2379"]`),
+/// otherwise the text itself as a string. So `64MiB` is the string `"64MiB"`, `8` is an
+/// integer, and `"8"` (with quotes) forces the string `8`. (A key that wants a string still
+/// gets one: the loader retries a non-string value as its text.)
 pub(super) fn parse_scalar(raw: &str) -> Value {
     // A newline would let the text define further keys in the scratch document.
     if raw.contains(['\n', '\r']) {
@@ -95,9 +97,17 @@ pub(super) fn parse_scalar(raw: &str) -> Value {
         .ok()
         .and_then(|mut t| t.remove("v"));
     match parsed {
-        Some(v @ (Value::Integer(_) | Value::Float(_) | Value::Boolean(_) | Value::String(_))) => v,
+        Some(v) if is_scalar(&v) => v,
+        Some(Value::Array(items)) if items.iter().all(is_scalar) => Value::Array(items),
         _ => Value::String(raw.to_owned()),
     }
+}
+
+fn is_scalar(value: &Value) -> bool {
+    matches!(
+        value,
+        Value::Integer(_) | Value::Float(_) | Value::Boolean(_) | Value::String(_)
+    )
 }
 
 /// Sets `path` in `table` to `value`, creating tables on the way and replacing any non-table
@@ -230,7 +240,18 @@ mod tests {
             ("\"8\"", Value::String("8".into())),
             ("'quoted'", Value::String("quoted".into())),
             ("", Value::String(String::new())),
-            ("[1, 2]", Value::String("[1, 2]".into())),
+            (
+                "[1, 2]",
+                Value::Array(vec![Value::Integer(1), Value::Integer(2)]),
+            ),
+            (
+                "[\"http://a:2379\", \"http://b:2379\"]",
+                Value::Array(vec![
+                    Value::String("http://a:2379".into()),
+                    Value::String("http://b:2379".into()),
+                ]),
+            ),
+            ("[{ a = 1 }]", Value::String("[{ a = 1 }]".into())),
             ("1\nx = 2", Value::String("1\nx = 2".into())),
             ("1979-05-27", Value::String("1979-05-27".into())),
         ];

@@ -40,6 +40,33 @@ fmt-check: ## Check formatting
 lint: ## Clippy with warnings as errors
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 
+COMPOSE ?= docker-compose
+
+.PHONY: images
+images: ## Build the strom and etcd images (makes the Debian base image first when missing)
+	@scripts/images.sh
+
+.PHONY: up
+up: ## Start the docker-compose cluster and wait until every service is healthy
+	$(COMPOSE) up -d --no-build
+	@scripts/compose-wait.sh
+
+.PHONY: down
+down: ## Stop the docker-compose cluster and remove its containers, network and volumes
+	$(COMPOSE) down --volumes --remove-orphans
+
+.PHONY: logs
+logs: ## Follow the docker-compose cluster's logs
+	$(COMPOSE) logs --follow --tail=100
+
+.PHONY: ps
+ps: ## The docker-compose cluster's containers and their health
+	$(COMPOSE) ps
+
+.PHONY: compose-test
+compose-test: ## End to end on the compose cluster: RF 3 topic, kill the leader mid-produce, read back every acknowledged record
+	@scripts/compose-test.sh
+
 .PHONY: bench
 bench: ## The standard benchmark set (strom bench suite) against a local 3-broker dev cluster, one table
 	@scripts/bench-cluster.sh $(BENCH_ARGS)

@@ -63,6 +63,10 @@ logs: ## Follow the docker-compose cluster's logs
 ps: ## The docker-compose cluster's containers and their health
 	$(COMPOSE) ps
 
+.PHONY: k8s-validate
+k8s-validate: ## Render every Kubernetes overlay and validate it against the Kubernetes 1.30 schemas, offline
+	@scripts/k8s-validate.sh
+
 .PHONY: compose-test
 compose-test: ## End to end on the compose cluster: RF 3 topic, kill the leader mid-produce, read back every acknowledged record
 	@scripts/compose-test.sh
@@ -104,7 +108,7 @@ fuzz: ## Run each fuzz target for FUZZ_SECONDS (default 60)
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh run
 
 .PHONY: ci
-ci: fmt-check lint test fuzz-build ## Everything CI runs, in order
+ci: fmt-check lint fuzz-build k8s-validate test compose-test ## Everything CI runs, in order
 
 .PHONY: clean
 clean: ## Remove build output of this workspace's crates only (keeps the RocksDB build)

@@ -16,7 +16,7 @@ compose="${COMPOSE:-docker-compose}"
 records="${COMPOSE_TEST_RECORDS:-100000}"
 half=$((records / 2))
 target_dir="${CARGO_TARGET_DIR:-target}"
-strom="$target_dir/release/strom"
+strom="$target_dir/${STROM_IMAGE_PROFILE:-release}/strom"
 work=$(mktemp -d)
 cleanup() {
     local rc=$?

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use strom_server_kit::metrics::MetricsConfig;
 use strom_server_kit::{ByteSize, EtcdConfig, HumanDuration, LoggingConfig, Membership, Validate};
 
 /// The broker's configuration: defaults < TOML file < `STROM_BROKER__*` env < `--set`.
@@ -42,6 +43,8 @@ pub struct BrokerConfig {
     pub max_request_size: ByteSize,
     /// Logging.
     pub logging: LoggingConfig,
+    /// The Prometheus endpoint (`GET /metrics`), on port 9102 by default.
+    pub metrics: MetricsConfig,
 }
 
 impl Default for BrokerConfig {
@@ -61,6 +64,7 @@ impl Default for BrokerConfig {
             log_retention_check_interval: HumanDuration(Duration::from_secs(30)),
             max_request_size: ByteSize(64 * 1024 * 1024),
             logging: LoggingConfig::default(),
+            metrics: MetricsConfig::on_port(9102),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod data;
 mod error;
 pub mod grpc;
 pub mod maintenance;
+pub mod metrics;
 pub mod registration;
 pub mod replicas;
 pub mod replication;

@@ -23,10 +23,12 @@ use crate::config::BrokerConfig;
 use crate::data::{Lookup, ProducerIds};
 use crate::grpc::{AdminForwarder, BrokerGrpc, CoordinatorLocator};
 use crate::maintenance::run_log_maintenance;
+use crate::metrics::BrokerMetrics;
 use crate::replicas::ReplicaManager;
 use crate::replication::{IsrProposals, ReplicationGrpc, run_lag_checker, run_proposer};
 use crate::{Error, Result, registration};
 use strom_meta::MetadataSync;
+use strom_server_kit::metrics::{MetricsRegistry, MetricsServer, RpcMetrics};
 
 /// Connects to the etcd named in `config`.
 pub async fn connect_etcd(config: &BrokerConfig) -> Result<Arc<dyn MetaStore>> {
@@ -46,6 +48,7 @@ pub struct BoundBroker {
     advertised: String,
     config: BrokerConfig,
     store: Arc<dyn MetaStore>,
+    metrics_server: Option<MetricsServer>,
 }
 
 impl BoundBroker {
@@ -57,6 +60,13 @@ impl BoundBroker {
         };
         let listener = TcpListener::bind(config.listen).await.map_err(bind_error)?;
         let address = listener.local_addr().map_err(bind_error)?;
+        let metrics_server =
+            MetricsServer::bind(&config.metrics)
+                .await
+                .map_err(|e| Error::Bind {
+                    address: config.metrics.listen,
+                    reason: e.to_string(),
+                })?;
         let advertised = match &config.advertised_address {
             Some(advertised) => advertised.clone(),
             None if address.ip().is_unspecified() => format!("127.0.0.1:{}", address.port()),
@@ -68,12 +78,18 @@ impl BoundBroker {
             advertised,
             config,
             store,
+            metrics_server,
         })
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The bound metrics address, when metrics are enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_server.as_ref().map(MetricsServer::local_addr)
     }
 
     /// Serves until `shutdown`, then deregisters and closes every log.
@@ -104,6 +120,13 @@ impl BoundBroker {
         let producer_ids = ProducerIds::new(id, cache.clone(), epoch_rx.clone());
         let tasks = TaskTracker::new();
         let background = shutdown.child_token();
+        let metrics = BrokerMetrics::default();
+        let rpc_metrics = RpcMetrics::default();
+        if let Some(server) = self.metrics_server {
+            let mut registry = MetricsRegistry::new("broker", &rpc_metrics);
+            metrics.register(&mut registry, replicas.clone());
+            tasks.spawn(server.serve(registry.into_shared(), background.clone()));
+        }
         tasks.spawn(sync.run(background.clone()));
         tasks.spawn(manager.run(cache.clone(), epoch_rx.clone(), background.clone()));
         tasks.spawn(run_log_maintenance(
@@ -124,6 +147,7 @@ impl BoundBroker {
             proposal_queue,
             cache.clone(),
             epoch_rx,
+            metrics.clone(),
             background.clone(),
         ));
         tasks.spawn(registration::run(
@@ -134,7 +158,7 @@ impl BoundBroker {
             background.clone(),
         ));
         let (grpc, health) =
-            strom_server_kit::grpc::standard_router(strom_proto::FILE_DESCRIPTOR_SET)
+            strom_server_kit::grpc::standard_router(strom_proto::FILE_DESCRIPTOR_SET, &rpc_metrics)
                 .await
                 .map_err(|e| Error::Serve {
                     reason: e.to_string(),
@@ -151,6 +175,7 @@ impl BoundBroker {
                         me: id,
                         cache: cache.clone(),
                         replicas: replicas.clone(),
+                        metrics: metrics.clone(),
                     },
                     producer_ids,
                 ))
@@ -169,8 +194,10 @@ impl BoundBroker {
                 cache.clone(),
             )))
             .add_service(
-                ReplicationServiceServer::new(ReplicationGrpc::new(id, cache, replicas, proposals))
-                    .max_decoding_message_size(max_request),
+                ReplicationServiceServer::new(ReplicationGrpc::new(
+                    id, cache, replicas, proposals, metrics,
+                ))
+                .max_decoding_message_size(max_request),
             )
             .serve_with_incoming_shutdown(
                 strom_server_kit::grpc::incoming(self.listener),

@@ -51,6 +51,9 @@ pub(crate) enum Error {
     /// A process answered its health check with something other than SERVING.
     #[error("not serving: {0}")]
     Unhealthy(String),
+    /// A wait ran out before the cluster got where it was asked to.
+    #[error("not finished: {0}")]
+    Incomplete(String),
     /// A benchmark's own count check failed: what was read back differs from what was written.
     #[error("verification failed: {0}")]
     Verification(String),
@@ -93,7 +96,7 @@ impl Error {
     /// The process exit code for this error.
     pub(crate) fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
-            Self::Refused { .. } | Self::Unhealthy(_) => exit::REFUSED,
+            Self::Refused { .. } | Self::Unhealthy(_) | Self::Incomplete(_) => exit::REFUSED,
             Self::Usage(_) => exit::USAGE,
             Self::Unreachable(_) => exit::UNREACHABLE,
             Self::Io { .. } | Self::Client(_) | Self::Startup(_) | Self::Verification(_) => {
@@ -112,6 +115,9 @@ impl Error {
             Self::Usage(_) => Some("see `strom <command> --help`"),
             Self::Unhealthy(_) => Some(
                 "a broker serves once it has registered; see its log, and `strom cluster describe`",
+            ),
+            Self::Incomplete(_) => Some(
+                "a broker keeps the leadership of partitions where it is the only in-sync replica; see `strom topic describe`",
             ),
             Self::Startup(_) => Some(
                 "another Strom may hold these ports or this data directory: try --port or --data-dir",

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use strom_server_kit::metrics::MetricsConfig;
 use strom_server_kit::{EtcdConfig, HumanDuration, LoggingConfig, Membership, Validate};
 
 use crate::TopicDefaults;
@@ -40,6 +41,8 @@ pub struct ControllerConfig {
     pub producer_id_block_size: u32,
     /// Logging.
     pub logging: LoggingConfig,
+    /// The Prometheus endpoint (`GET /metrics`), on port 9103 by default.
+    pub metrics: MetricsConfig,
 }
 
 impl Default for ControllerConfig {
@@ -58,6 +61,7 @@ impl Default for ControllerConfig {
             default_replication_factor: 1,
             producer_id_block_size: 1000,
             logging: LoggingConfig::default(),
+            metrics: MetricsConfig::on_port(9103),
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod config;
 mod create_topic;
 mod error;
 pub mod grpc;
+pub mod metrics;
 mod placement;
 mod reducer;
 pub mod server;

@@ -14,6 +14,9 @@
 //!   preferred replica (the first) when it is live and in the ISR.
 //! - A returning broker does not re-enter the ISR here: its leader proposes that with
 //!   AlterPartition once it caught up.
+//! - A draining broker ([`ClusterView::is_draining`]) gives up each leadership to the first
+//!   other live ISR member in replica order, is not made leader again by preferred-leader
+//!   restoration, and keeps a leadership only where no other live ISR member exists.
 //!
 //! Every leader change (to or from "no leader" included) bumps the leader epoch, every
 //! change bumps the partition epoch, and a partition whose record is already right is not
@@ -47,6 +50,8 @@ pub enum UpdateReason {
     LeaderElection,
     /// Leadership moved back to the preferred replica.
     PreferredLeaderElection,
+    /// Leadership moved off a draining broker (a controlled shutdown).
+    Drain,
     /// Only the ISR changed: members whose broker is not live were removed.
     IsrShrink,
 }
@@ -88,7 +93,21 @@ pub fn reconcile(view: &ClusterView, opts: &ReconcileOptions) -> Vec<Action> {
         };
         let unclean = topic_config::unclean_leader_election(&topic.configs);
         let is_live = |b: BrokerId| view.is_live(b);
-        if let Some((record, reason)) = reconcile_partition(&state.record, is_live, unclean, opts) {
+        let preferred_draining = state
+            .record
+            .replicas
+            .first()
+            .is_some_and(|p| view.is_draining(*p));
+        let opts = if preferred_draining {
+            ReconcileOptions {
+                restore_preferred_leaders: false,
+            }
+        } else {
+            *opts
+        };
+        let reconciled = reconcile_partition(&state.record, is_live, unclean, &opts);
+        let drained = move_off_draining(&state.record, reconciled.as_ref().map(|(r, _)| r), view);
+        if let Some((record, reason)) = drained.or(reconciled) {
             tracing::debug!(
                 topic = %topic.name,
                 topic_id = %topic_id,
@@ -178,6 +197,32 @@ pub fn reconcile_partition(
         UpdateReason::IsrShrink
     };
     Some((record, reason))
+}
+
+/// When the leader `current` (or the `reconciled` record replacing it) names is draining and
+/// another live, non-draining ISR member exists: the record with that member as leader, as
+/// one change from `current`.
+fn move_off_draining(
+    current: &PartitionRecord,
+    reconciled: Option<&PartitionRecord>,
+    view: &ClusterView,
+) -> Option<(PartitionRecord, UpdateReason)> {
+    let base = reconciled.unwrap_or(current);
+    let leader = base.leader?;
+    if !view.is_draining(leader) {
+        return None;
+    }
+    let successor = base.replicas.iter().copied().find(|b| {
+        *b != leader && base.isr.contains(b) && view.is_live(*b) && !view.is_draining(*b)
+    })?;
+    let record = PartitionRecord {
+        replicas: base.replicas.clone(),
+        leader: Some(successor),
+        leader_epoch: current.leader_epoch.next(),
+        isr: base.isr.clone(),
+        partition_epoch: current.partition_epoch + 1,
+    };
+    Some((record, UpdateReason::Drain))
 }
 
 /// The first of `live_isr` (which is not empty) in replica order; when no live ISR member is

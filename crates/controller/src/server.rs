@@ -16,6 +16,7 @@ use crate::config::ControllerConfig;
 use crate::grpc::ControllerRouter;
 use crate::shell::ControllerRuntime;
 use crate::{Error, Result};
+use strom_server_kit::metrics::{MetricsRegistry, MetricsServer, RpcMetrics};
 
 /// A controller whose port is bound and whose store is connected, ready to serve.
 #[derive(Debug)]
@@ -24,6 +25,7 @@ pub struct BoundController {
     address: SocketAddr,
     runtime: ControllerRuntime,
     config: ControllerConfig,
+    metrics_server: Option<MetricsServer>,
 }
 
 /// Connects to the etcd named in `config`.
@@ -54,6 +56,13 @@ impl BoundController {
             None if address.ip().is_unspecified() => format!("127.0.0.1:{}", address.port()),
             None => address.to_string(),
         };
+        let metrics_server =
+            MetricsServer::bind(&config.metrics)
+                .await
+                .map_err(|e| Error::Bind {
+                    address: config.metrics.listen,
+                    reason: e.to_string(),
+                })?;
         let meta = ClusterMeta::new(store, Keys::new(&config.cluster));
         let runtime = ControllerRuntime::new(config.shell_settings(advertised), meta);
         Ok(Self {
@@ -61,12 +70,18 @@ impl BoundController {
             address,
             runtime,
             config,
+            metrics_server,
         })
     }
 
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The bound metrics address, when metrics are enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_server.as_ref().map(MetricsServer::local_addr)
     }
 
     /// Serves until `shutdown`; an active controller resigns on the way out.
@@ -77,10 +92,16 @@ impl BoundController {
             self.config.request_timeout.0,
         );
         let tracker = TaskTracker::new();
+        let rpc_metrics = RpcMetrics::default();
+        if let Some(server) = self.metrics_server {
+            let mut registry = MetricsRegistry::new("controller", &rpc_metrics);
+            self.runtime.metrics().register(registry.registry());
+            tracker.spawn(server.serve(registry.into_shared(), shutdown.clone()));
+        }
         tracker.spawn(self.runtime.run(shutdown.clone()));
         tracker.close();
         let (grpc, health) =
-            strom_server_kit::grpc::standard_router(strom_proto::FILE_DESCRIPTOR_SET)
+            strom_server_kit::grpc::standard_router(strom_proto::FILE_DESCRIPTOR_SET, &rpc_metrics)
                 .await
                 .map_err(|e| Error::Serve {
                     reason: e.to_string(),

@@ -46,12 +46,23 @@ pub struct ClusterView {
     pub topics: BTreeMap<TopicId, TopicRecord>,
     /// Partition records by topic id and index.
     pub partitions: BTreeMap<(TopicId, PartitionId), PartitionState>,
+    /// Brokers being drained (DrainBroker), with the registration epoch the drain applies to:
+    /// a broker that registers again is no longer drained.
+    pub draining: BTreeMap<BrokerId, i64>,
 }
 
 impl ClusterView {
     /// Whether `broker` has a live registration.
     pub fn is_live(&self, broker: BrokerId) -> bool {
         self.brokers.contains_key(&broker)
+    }
+
+    /// Whether `broker` is live and drained in its current registration: it keeps its
+    /// replicas but leads nothing another live ISR member can lead.
+    pub fn is_draining(&self, broker: BrokerId) -> bool {
+        self.draining
+            .get(&broker)
+            .is_some_and(|epoch| self.broker_epoch(broker) == Some(*epoch))
     }
 
     /// The epoch of `broker`'s live registration.

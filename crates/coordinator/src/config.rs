@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use strom_server_kit::metrics::MetricsConfig;
 use strom_server_kit::{EtcdConfig, HumanDuration, LoggingConfig, Membership, Validate};
 
 use crate::assignor::{ASSIGNOR_NAMES, DEFAULT_ASSIGNOR};
@@ -51,8 +52,12 @@ pub struct CoordinatorConfig {
     /// Most offset-commit transactions in flight to etcd at once; commits arriving meanwhile
     /// are merged into the next transactions.
     pub commit_concurrency: u32,
+    /// How often the groups and their lag are sampled for the metrics endpoint.
+    pub lag_sample_interval: HumanDuration,
     /// Logging.
     pub logging: LoggingConfig,
+    /// The Prometheus endpoint (`GET /metrics`), on port 9104 by default.
+    pub metrics: MetricsConfig,
 }
 
 impl Default for CoordinatorConfig {
@@ -75,7 +80,9 @@ impl Default for CoordinatorConfig {
             max_group_size: 1000,
             max_offset_metadata: 4096,
             commit_concurrency: 4,
+            lag_sample_interval: HumanDuration(Duration::from_secs(15)),
             logging: LoggingConfig::default(),
+            metrics: MetricsConfig::on_port(9104),
         }
     }
 }
@@ -104,6 +111,12 @@ impl Validate for CoordinatorConfig {
             self.session_timeout.0,
             self.max_session_timeout.0,
         );
+        if self.lag_sample_interval.0 < Duration::from_millis(100) {
+            return Err(Error::invalid(
+                "lag-sample-interval",
+                "must be at least 100ms",
+            ));
+        }
         if min < Duration::from_secs(1) {
             return Err(Error::invalid("min-session-timeout", "must be at least 1s"));
         }

@@ -19,6 +19,7 @@ mod convert;
 mod error;
 pub mod group;
 pub mod grpc;
+pub mod metrics;
 pub mod offsets;
 pub mod runtime;
 pub mod server;

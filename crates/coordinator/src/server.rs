@@ -15,8 +15,10 @@ use tracing::info;
 
 use crate::config::CoordinatorConfig;
 use crate::grpc::CoordinatorGrpc;
+use crate::metrics::run_sampler;
 use crate::runtime::{Coordinator, RuntimeSettings};
 use crate::{Error, Result};
+use strom_server_kit::metrics::{MetricsRegistry, MetricsServer, RpcMetrics};
 
 /// Connects to the etcd named in `config`.
 pub async fn connect_etcd(config: &CoordinatorConfig) -> Result<Arc<dyn MetaStore>> {
@@ -36,6 +38,7 @@ pub struct BoundCoordinator {
     advertised: String,
     config: CoordinatorConfig,
     store: Arc<dyn MetaStore>,
+    metrics_server: Option<MetricsServer>,
 }
 
 impl BoundCoordinator {
@@ -47,6 +50,13 @@ impl BoundCoordinator {
         };
         let listener = TcpListener::bind(config.listen).await.map_err(bind_error)?;
         let address = listener.local_addr().map_err(bind_error)?;
+        let metrics_server =
+            MetricsServer::bind(&config.metrics)
+                .await
+                .map_err(|e| Error::Bind {
+                    address: config.metrics.listen,
+                    reason: e.to_string(),
+                })?;
         let advertised = match &config.advertised_address {
             Some(advertised) => advertised.clone(),
             None if address.ip().is_unspecified() => format!("127.0.0.1:{}", address.port()),
@@ -58,12 +68,18 @@ impl BoundCoordinator {
             advertised,
             config,
             store,
+            metrics_server,
         })
     }
 
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The bound metrics address, when metrics are enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_server.as_ref().map(MetricsServer::local_addr)
     }
 
     /// Serves until `shutdown`; on the way out the lease is revoked so other coordinators take
@@ -94,9 +110,20 @@ impl BoundCoordinator {
             &tasks,
             shutdown.clone(),
         );
+        let rpc_metrics = RpcMetrics::default();
+        if let Some(server) = self.metrics_server {
+            let mut registry = MetricsRegistry::new("coordinator", &rpc_metrics);
+            coordinator.metrics().register(registry.registry());
+            tasks.spawn(run_sampler(
+                coordinator.clone(),
+                config.lag_sample_interval.0,
+                shutdown.clone(),
+            ));
+            tasks.spawn(server.serve(registry.into_shared(), shutdown.clone()));
+        }
         tasks.close();
         let (grpc, health) =
-            strom_server_kit::grpc::standard_router(strom_proto::FILE_DESCRIPTOR_SET)
+            strom_server_kit::grpc::standard_router(strom_proto::FILE_DESCRIPTOR_SET, &rpc_metrics)
                 .await
                 .map_err(|e| Error::Serve {
                     reason: e.to_string(),

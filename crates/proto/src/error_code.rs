@@ -40,6 +40,7 @@ impl ErrorCode {
             | Self::MetadataStoreUnavailable => true,
             Self::Unspecified
             | Self::OffsetOutOfRange
+            | Self::BrokerNotAvailable
             | Self::CorruptMessage
             | Self::InvalidFetchSize
             | Self::MessageTooLarge
@@ -173,6 +174,7 @@ mod tests {
         (ErrorCode::LeaderNotAvailable, 5),
         (ErrorCode::NotLeaderOrFollower, 6),
         (ErrorCode::RequestTimedOut, 7),
+        (ErrorCode::BrokerNotAvailable, 8),
         (ErrorCode::MessageTooLarge, 10),
         (ErrorCode::StaleControllerEpoch, 11),
         (ErrorCode::OffsetMetadataTooLarge, 12),

@@ -35,6 +35,7 @@ use serde::de::DeserializeOwned;
 
 use crate::config::{LoadOptions, Validate, load, render};
 use crate::error::Result;
+use crate::logging::LogFormat;
 
 /// The exit code of `--check-config` when the config is invalid.
 pub const CHECK_CONFIG_FAILED: u8 = 2;
@@ -54,6 +55,10 @@ pub struct CommonArgs {
     /// the file and env vars.
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub overrides: Vec<(String, String)>,
+
+    /// Log line format; the same as `--set logging.format=...`.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
 }
 
 /// What `main` should do once the config flags were handled.
@@ -68,9 +73,16 @@ pub enum Startup<T> {
 impl CommonArgs {
     /// Load options for these flags plus this process's env vars under `env_prefix`.
     pub fn load_options(&self, env_prefix: &str) -> LoadOptions {
+        let format = self.log_format.map(|format| {
+            let name = match format {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            };
+            ("logging.format".to_owned(), name.to_owned())
+        });
         let opts = LoadOptions::new(env_prefix)
             .with_process_env()
-            .with_overrides(self.overrides.iter().cloned());
+            .with_overrides(self.overrides.iter().cloned().chain(format));
         match &self.config {
             Some(path) => opts.with_file(path),
             None => opts,
@@ -187,6 +199,7 @@ mod tests {
                     ("log.segment-bytes".into(), "64MiB".into()),
                     ("name".into(), "a=b".into()),
                 ],
+                log_format: None,
             }
         );
     }
@@ -211,6 +224,7 @@ mod tests {
             config: Some("/tmp/x.toml".into()),
             check_config: false,
             overrides: vec![("node-id".into(), "4".into())],
+            log_format: None,
         };
         let opts = args.load_options("STROM_TEST_CLI");
         assert_eq!(opts.env_prefix(), "STROM_TEST_CLI");
@@ -257,6 +271,22 @@ mod tests {
             matches!(err, Error::UnknownKey { ref key, layer: Layer::Flag(_) } if key == "nope"),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn log_format_flag_sets_logging_format() {
+        #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        struct WithLogging {
+            logging: crate::LoggingConfig,
+        }
+        impl Validate for WithLogging {}
+        let cli = Cli::try_parse_from(["strom-broker", "--log-format", "json"]).unwrap();
+        assert_eq!(cli.common.log_format, Some(LogFormat::Json));
+        let loaded: WithLogging =
+            crate::load(&cli.common.load_options("STROM_TEST_CLI_UNSET")).unwrap();
+        assert_eq!(loaded.logging.format, LogFormat::Json);
+        assert!(Cli::try_parse_from(["strom-broker", "--log-format", "xml"]).is_err());
     }
 
     #[test]

@@ -121,6 +121,15 @@ pub enum Error {
         /// What tonic-reflection reported.
         message: String,
     },
+    /// The metrics HTTP listener could not be bound.
+    #[error("cannot listen for metrics on {address}")]
+    MetricsBind {
+        /// The configured address.
+        address: std::net::SocketAddr,
+        /// The underlying I/O error.
+        #[source]
+        source: io::Error,
+    },
     /// A function that needs a tokio runtime was called outside one.
     #[error("{what} must be called from within a tokio runtime")]
     NoRuntime {

@@ -2,7 +2,8 @@
 //! responses must not wait for Nagle and delayed ACKs), HTTP/2 flow-control windows are large
 //! enough that a batch of records does not stall on window updates, and every server also
 //! answers gRPC health checks (`grpc.health.v1.Health`) and server reflection (v1 and
-//! v1alpha), so grpcurl, `buf curl`, grpc_health_probe and Kubernetes gRPC probes work.
+//! v1alpha), so grpcurl, `buf curl`, grpc_health_probe and Kubernetes gRPC probes work, and
+//! records per-RPC metrics ([`crate::metrics::RpcMetrics`]).
 
 use std::io;
 
@@ -12,7 +13,13 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::transport::server::Router;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
+use tower::layer::util::{Identity, Stack};
 use tracing::debug;
+
+use crate::metrics::{RpcMetrics, RpcMetricsLayer};
+
+/// The router [`standard_router`] returns: every call goes through the RPC metrics layer.
+pub type StandardRouter = Router<Stack<RpcMetricsLayer, Identity>>;
 
 /// The HTTP/2 window of one stream, in bytes.
 pub const STREAM_WINDOW: u32 = 8 * 1024 * 1024;
@@ -26,10 +33,14 @@ pub fn server() -> tonic::transport::Server {
         .initial_connection_window_size(CONNECTION_WINDOW)
 }
 
-/// A server builder (see [`server`]) with health and reflection added, reflecting the
-/// services in `descriptors` and the health service itself. The returned [`Health`] sets the
-/// overall status (service name `""`), which starts as NOT_SERVING.
-pub async fn standard_router(descriptors: &'static [u8]) -> crate::Result<(Router, Health)> {
+/// A server builder (see [`server`]) recording `rpc` for every call, with health and
+/// reflection added, reflecting the services in `descriptors` and the health service itself.
+/// The returned [`Health`] sets the overall status (service name `""`), which starts as
+/// NOT_SERVING.
+pub async fn standard_router(
+    descriptors: &'static [u8],
+    rpc: &RpcMetrics,
+) -> crate::Result<(StandardRouter, Health)> {
     let (reporter, health_service) = tonic_health::server::health_reporter();
     reporter
         .set_service_status("", ServingStatus::NotServing)
@@ -48,6 +59,7 @@ pub async fn standard_router(descriptors: &'static [u8]) -> crate::Result<(Route
         .build_v1alpha()
         .map_err(reflection_error)?;
     let router = server()
+        .layer(rpc.layer())
         .add_service(health_service)
         .add_service(v1)
         .add_service(v1alpha);

@@ -10,6 +10,8 @@
 //! - **CLI** ([`CommonArgs`], [`Startup`]): `--config`, `--set`, `--check-config`.
 //! - **gRPC serving** ([`grpc`]): a server builder with wide HTTP/2 windows, and accepted
 //!   connections with TCP_NODELAY.
+//! - **Metrics** ([`metrics`]): the `[metrics]` section, a Prometheus registry served on
+//!   `GET /metrics`, and per-RPC counters and latency histograms on every gRPC server.
 //! - **Metadata store settings** ([`EtcdConfig`]): the `[etcd]` section every service shares
 //!   (endpoints and timeouts only; the client itself lives in `strom-meta`).
 //!
@@ -22,6 +24,7 @@ mod error;
 mod etcd;
 pub mod grpc;
 mod logging;
+pub mod metrics;
 mod shutdown;
 mod units;
 

@@ -22,6 +22,27 @@ const MAX_WAIT: Duration = Duration::from_secs(30);
 
 /// Serves one fetch request.
 pub async fn fetch(lookup: &Lookup, request: &pb::FetchRequest) -> pb::FetchResponse {
+    let started = std::time::Instant::now();
+    let response = fetch_waiting(lookup, request).await;
+    for topic in &response.topics {
+        let bytes = topic.partitions.iter().map(|p| p.records.len()).sum();
+        lookup.metrics.sent(&topic.topic, bytes);
+    }
+    let errors = response.error.iter().chain(
+        response
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .filter_map(|p| p.error.as_ref()),
+    );
+    lookup
+        .metrics
+        .answered(crate::metrics::Api::Fetch, started, errors);
+    response
+}
+
+/// Reads until `min_bytes` are there or the wait is over.
+async fn fetch_waiting(lookup: &Lookup, request: &pb::FetchRequest) -> pb::FetchResponse {
     if request.max_bytes < 0 || request.min_bytes < 0 || request.max_wait_ms < 0 {
         return pb::FetchResponse {
             error: Some(PbError::new(

@@ -3,6 +3,7 @@
 use strom_proto::common::v1::{Error as PbError, ErrorCode, LeaderHint};
 use strom_types::{BrokerId, LeaderEpoch, PartitionId, TopicName};
 
+use crate::metrics::BrokerMetrics;
 use crate::replicas::{Replica, Replicas, Role};
 use strom_meta::MetadataCache;
 
@@ -15,6 +16,8 @@ pub struct Lookup {
     pub cache: MetadataCache,
     /// Local replicas.
     pub replicas: Replicas,
+    /// The broker's metrics, updated by every request.
+    pub metrics: BrokerMetrics,
 }
 
 impl Lookup {

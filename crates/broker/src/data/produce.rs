@@ -35,6 +35,7 @@ pub async fn produce(lookup: &Lookup, request: pb::ProduceRequest) -> pb::Produc
 /// replication (acks=all).
 #[derive(Debug)]
 pub struct Appended {
+    started: std::time::Instant,
     acks: Acks,
     deadline: Instant,
     response: pb::ProduceResponse,
@@ -45,6 +46,7 @@ pub struct Appended {
 /// Validates and appends every partition's batches, in request order. Pipelined callers append
 /// one request after another and complete them concurrently.
 pub async fn append_all(lookup: &Lookup, request: pb::ProduceRequest) -> Appended {
+    let started = std::time::Instant::now();
     let deadline = Instant::now() + timeout_of(request.timeout_ms);
     let acks = match pb::Acks::try_from(request.acks) {
         Ok(pb::Acks::None) => Acks::None,
@@ -60,6 +62,7 @@ pub async fn append_all(lookup: &Lookup, request: pb::ProduceRequest) -> Appende
                 topics: Vec::new(),
             };
             return Appended {
+                started,
                 acks: Acks::Leader,
                 deadline,
                 response,
@@ -93,6 +96,7 @@ pub async fn append_all(lookup: &Lookup, request: pb::ProduceRequest) -> Appende
         });
     }
     Appended {
+        started,
         acks,
         deadline,
         response: pb::ProduceResponse {
@@ -106,6 +110,7 @@ pub async fn append_all(lookup: &Lookup, request: pb::ProduceRequest) -> Appende
 /// Waits for replication where acks=all asks for it and builds the answer.
 pub async fn complete(lookup: &Lookup, appended: Appended) -> pb::ProduceResponse {
     let Appended {
+        started,
         acks,
         deadline,
         mut response,
@@ -119,6 +124,16 @@ pub async fn complete(lookup: &Lookup, appended: Appended) -> pb::ProduceRespons
             result.batch_base_offsets.clear();
         }
     }
+    let errors = response.error.iter().chain(
+        response
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .filter_map(|p| p.error.as_ref()),
+    );
+    lookup
+        .metrics
+        .answered(crate::metrics::Api::Produce, started, errors);
     if acks == Acks::None {
         // acks=0: the producer is told nothing, not even offsets.
         for result in response
@@ -173,6 +188,7 @@ async fn append(
     }
     let log = replica.log.clone();
     let records = partition.records;
+    let bytes = records.len();
     let (me, isr, progress) = (
         lookup.me,
         replica.record.isr.clone(),
@@ -197,6 +213,9 @@ async fn append(
         }
     };
     replica.signal_activity();
+    if !info.duplicate {
+        lookup.metrics.appended(topic, bytes, info.record_count);
+    }
     let result = pb::ProducePartitionResult {
         partition: partition.partition,
         error: None,

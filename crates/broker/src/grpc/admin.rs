@@ -126,7 +126,8 @@ with_error!(
     pb::DescribeTopicsResponse,
     pb::DescribeClusterResponse,
     pb::AlterConfigsResponse,
-    pb::DescribeConfigsResponse
+    pb::DescribeConfigsResponse,
+    pb::DrainBrokerResponse
 );
 
 #[tonic::async_trait]
@@ -171,5 +172,12 @@ impl AdminService for AdminForwarder {
         request: Request<pb::DescribeConfigsRequest>,
     ) -> Result<Response<pb::DescribeConfigsResponse>, Status> {
         forward!(self, request, describe_configs, pb::DescribeConfigsResponse)
+    }
+
+    async fn drain_broker(
+        &self,
+        request: Request<pb::DrainBrokerRequest>,
+    ) -> Result<Response<pb::DrainBrokerResponse>, Status> {
+        forward!(self, request, drain_broker, pb::DrainBrokerResponse)
     }
 }

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Endpoint;
 use tracing::{debug, info, warn};
 
+use crate::metrics::BrokerMetrics;
 use crate::replicas::Replica;
 use strom_meta::{ClusterState, MetadataCache};
 
@@ -29,6 +30,8 @@ struct Proposal {
     leader_epoch: i32,
     partition_epoch: i32,
     isr: Vec<(BrokerId, i64)>,
+    /// Fewer members than the current ISR.
+    shrink: bool,
 }
 
 /// The sending side, cloned into request handlers.
@@ -82,6 +85,7 @@ impl IsrProposals {
             partition: replica.partition.partition,
             leader_epoch,
             partition_epoch: replica.record.partition_epoch,
+            shrink: isr.len() < replica.record.isr.len(),
             isr,
         };
         // A full queue means the proposer is busy; the next fetch proposes again.
@@ -101,6 +105,7 @@ pub async fn run_proposer(
     mut queue: IsrProposalQueue,
     cache: MetadataCache,
     epoch: watch::Receiver<Option<i64>>,
+    metrics: BrokerMetrics,
     shutdown: CancellationToken,
 ) {
     let mut recent: BTreeMap<(TopicId, PartitionId), (Proposal, Instant)> = BTreeMap::new();
@@ -175,6 +180,7 @@ pub async fn run_proposer(
                     .or_else(|| response.topics.first()?.partitions.first()?.error.clone());
                 match error {
                     None => {
+                        metrics.isr_changed(proposal.shrink);
                         info!(topic_id = %proposal.topic, partition = proposal.partition.get(), isr = ?proposal.isr.iter().map(|m| m.0.get()).collect::<Vec<_>>(), "ISR changed")
                     }
                     Some(error) => {

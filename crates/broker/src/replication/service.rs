@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
 use super::isr::IsrProposals;
+use crate::metrics::{Api, BrokerMetrics};
 use crate::replicas::{Replica, Replicas, Role};
 use strom_meta::MetadataCache;
 
@@ -30,6 +31,7 @@ pub struct ReplicationGrpc {
     cache: MetadataCache,
     replicas: Replicas,
     proposals: IsrProposals,
+    metrics: BrokerMetrics,
 }
 
 impl ReplicationGrpc {
@@ -39,12 +41,14 @@ impl ReplicationGrpc {
         cache: MetadataCache,
         replicas: Replicas,
         proposals: IsrProposals,
+        metrics: BrokerMetrics,
     ) -> Self {
         Self {
             me,
             cache,
             replicas,
             proposals,
+            metrics,
         }
     }
 
@@ -371,6 +375,7 @@ impl ReplicationService for ReplicationGrpc {
         &self,
         request: Request<pb::FollowerFetchRequest>,
     ) -> Result<Response<pb::FollowerFetchResponse>, Status> {
+        let started = std::time::Instant::now();
         let request = request.into_inner();
         let whole = |code: ErrorCode, message: String| pb::FollowerFetchResponse {
             error: Some(PbError::new(code, message)),
@@ -408,6 +413,12 @@ impl ReplicationService for ReplicationGrpc {
                 .flat_map(|t| &t.partitions)
                 .any(|p| p.error.is_some() || p.diverging_epoch.is_some());
             if bytes >= min_bytes.max(1) || any_error || Instant::now() >= deadline {
+                self.metrics.replicated_out(bytes);
+                let errors = topics
+                    .iter()
+                    .flat_map(|t| &t.partitions)
+                    .filter_map(|p| p.error.as_ref());
+                self.metrics.answered(Api::FollowerFetch, started, errors);
                 return Ok(Response::new(pb::FollowerFetchResponse {
                     error: None,
                     topics,

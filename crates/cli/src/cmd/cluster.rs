@@ -1,10 +1,12 @@
-//! `strom cluster describe`.
+//! `strom cluster describe` and `strom cluster drain`.
+
+use std::time::Duration;
 
 use clap::Subcommand;
 use serde::Serialize;
 
-use crate::context::Context;
-use crate::error::Result;
+use crate::context::{Context, parse_duration};
+use crate::error::{Error, Result};
 use crate::output::{Render, Table, cell, label, print};
 
 /// Cluster subcommands.
@@ -13,13 +15,73 @@ pub(crate) enum ClusterCommand {
     /// Brokers, racks, the active controller and its epoch, coordinators, partition health.
     #[command(after_help = "Example:\n  strom cluster describe -o yaml")]
     Describe,
+    /// Move every partition leadership off a broker before stopping it, and wait until it
+    /// leads none. New leaderships stay off it until it registers again (restarts).
+    #[command(
+        after_help = "Example:\n  strom cluster drain 2 --wait 30s && systemctl stop strom-broker"
+    )]
+    Drain {
+        /// The broker id.
+        broker: i32,
+        /// How long to wait for the leaderships to move (e.g. 30s); exits 1 if some remain.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        wait: Duration,
+    },
+}
+
+/// What a drain did.
+#[derive(Debug, Serialize)]
+struct DrainView {
+    broker: i32,
+    moved: i32,
+    remaining: i32,
+}
+
+impl Render for DrainView {
+    fn tables(&self) -> Vec<Table> {
+        let mut table = Table::new(["BROKER", "LEADERSHIPS MOVED", "REMAINING"]);
+        table.row([
+            self.broker.to_string(),
+            self.moved.to_string(),
+            self.remaining.to_string(),
+        ]);
+        vec![table]
+    }
+}
+
+/// Asks for the drain until no leadership remains or `wait` is over.
+async fn drain(context: &Context, broker: i32, wait: Duration) -> Result<()> {
+    let admin = context.admin().await?;
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut view = DrainView {
+        broker,
+        moved: 0,
+        remaining: 0,
+    };
+    loop {
+        let (moved, remaining) = admin.drain_broker(broker).await?;
+        view.moved = view.moved.saturating_add(moved);
+        view.remaining = remaining;
+        if remaining == 0 {
+            return print(context.format, &view);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            print(context.format, &view)?;
+            return Err(Error::Incomplete(format!(
+                "broker {broker} still leads {remaining} partition(s) after {wait:?}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 impl ClusterCommand {
     /// Runs the subcommand.
     pub(crate) async fn run(self, context: &Context) -> Result<()> {
+        if let Self::Drain { broker, wait } = self {
+            return drain(context, broker, wait).await;
+        }
         let admin = context.admin().await?;
-        let Self::Describe = self;
         let cluster = admin.describe_cluster().await?;
         let view = ClusterView {
             cluster_id: cluster.cluster_id,

@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use strom_server_kit::metrics::MetricsConfig;
 
 use strom_broker::config::BrokerConfig;
 use strom_broker::server::BoundBroker;
@@ -98,6 +99,7 @@ impl DevCluster {
                 // Replicate by default when there is more than one broker.
                 default_replication_factor: settings.brokers.min(3),
                 logging: logging.clone(),
+                metrics: MetricsConfig::disabled(),
                 ..ControllerConfig::default()
             },
             Arc::clone(&store),
@@ -113,6 +115,7 @@ impl DevCluster {
                 listen: addr(offset),
                 data_dir: settings.data_dir.join(format!("broker-{id}")),
                 logging: logging.clone(),
+                metrics: MetricsConfig::disabled(),
                 ..BrokerConfig::default()
             };
             let broker = BoundBroker::bind(config, Arc::clone(&store))
@@ -125,6 +128,7 @@ impl DevCluster {
             CoordinatorConfig {
                 listen: addr(2),
                 logging,
+                metrics: MetricsConfig::disabled(),
                 ..CoordinatorConfig::default()
             },
             Arc::clone(&store),

@@ -164,6 +164,20 @@ impl Admin {
         Ok(response)
     }
 
+    /// Asks the controller to move every leadership off `broker` (before stopping it) and to
+    /// keep new ones off while it stays registered. Returns (leaderships moved by this call,
+    /// leaderships remaining); call again to follow progress.
+    pub async fn drain_broker(&self, broker: i32) -> Result<(i32, i32)> {
+        let response = self
+            .call("drain broker", |mut rpc| async move {
+                rpc.drain_broker(pb::DrainBrokerRequest { broker_id: broker })
+                    .await
+            })
+            .await?;
+        check(response.error.clone())?;
+        Ok((response.moved, response.remaining))
+    }
+
     /// Applies `changes` to a topic's config overrides, all or none.
     pub async fn alter_topic_config(
         &self,

@@ -9,6 +9,20 @@ use crate::shell::Command;
 
 #[tonic::async_trait]
 impl AdminService for ControllerRouter {
+    async fn drain_broker(
+        &self,
+        request: Request<pb::DrainBrokerRequest>,
+    ) -> Result<Response<pb::DrainBrokerResponse>, Status> {
+        let request = request.into_inner();
+        let response = self
+            .respond(
+                |r| Command::DrainBroker(request, r),
+                |resp, e| resp.error = Some(e),
+            )
+            .await;
+        Ok(Response::new(response))
+    }
+
     async fn create_topics(
         &self,
         request: Request<pb::CreateTopicsRequest>,

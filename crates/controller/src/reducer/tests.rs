@@ -225,6 +225,63 @@ fn preferred_leaders_are_restored_only_when_asked_and_in_sync() {
     assert!(reconcile(&dead, &RESTORE).is_empty());
 }
 
+/// Marks `id` draining in its current registration.
+fn drain(view: &mut ClusterView, id: i32) {
+    let epoch = view.broker_epoch(b(id)).unwrap();
+    view.draining.insert(b(id), epoch);
+}
+
+#[test]
+fn a_draining_leader_hands_over_to_the_next_live_isr_member() {
+    let mut v = view(&[1, 2, 3], false, record(&[1, 2, 3], Some(1), &[1, 2, 3]));
+    drain(&mut v, 1);
+    let (next, reason) = update(&v, &DEFAULT);
+    assert_eq!(reason, UpdateReason::Drain);
+    assert_eq!(next.leader, Some(b(2)));
+    assert_eq!(
+        next.isr,
+        ids(&[1, 2, 3]),
+        "the drained broker stays in sync"
+    );
+    assert_eq!(next.leader_epoch, LeaderEpoch::new(6));
+    assert_eq!(next.partition_epoch, 11);
+    // Preferred-leader restoration does not hand it back while the drain lasts.
+    let actions = reconcile(&v, &DEFAULT);
+    apply(&mut v, &actions);
+    assert!(reconcile(&v, &RESTORE).is_empty());
+}
+
+#[test]
+fn a_drain_ends_with_the_registration_it_was_asked_for() {
+    let mut v = view(&[1, 2, 3], false, record(&[1, 2, 3], Some(2), &[1, 2, 3]));
+    drain(&mut v, 1);
+    assert!(reconcile(&v, &RESTORE).is_empty());
+    // Broker 1 registers again (a restart): the drain no longer applies.
+    v.brokers.get_mut(&b(1)).unwrap().broker_epoch += 1;
+    let (next, reason) = update(&v, &RESTORE);
+    assert_eq!(reason, UpdateReason::PreferredLeaderElection);
+    assert_eq!(next.leader, Some(b(1)));
+}
+
+#[test]
+fn a_draining_sole_isr_member_keeps_its_leadership() {
+    let mut v = view(&[1, 2], false, record(&[1, 2], Some(1), &[1]));
+    drain(&mut v, 1);
+    assert!(reconcile(&v, &DEFAULT).is_empty());
+}
+
+#[test]
+fn an_election_skips_a_draining_broker_in_one_change() {
+    // Leader 1 died; 2 is first in replica order but draining, so 3 leads at once.
+    let mut v = view(&[2, 3], false, record(&[1, 2, 3], Some(1), &[1, 2, 3]));
+    drain(&mut v, 2);
+    let (next, reason) = update(&v, &DEFAULT);
+    assert_eq!(reason, UpdateReason::Drain);
+    assert_eq!(next.leader, Some(b(3)));
+    assert_eq!(next.isr, ids(&[2, 3]));
+    assert_eq!(next.leader_epoch, LeaderEpoch::new(6));
+}
+
 #[test]
 fn orphaned_partitions_are_deleted_and_not_updated() {
     let mut view = view(&[1], false, record(&[1], Some(1), &[1]));

@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use super::view_sync::MirroredView;
 use super::{Command, ShellSettings};
+use crate::metrics::ControllerMetrics;
 use crate::{Action, ReconcileOptions, reconcile};
 
 /// How soon a reconcile pass that could not write is retried.
@@ -38,6 +39,7 @@ pub(crate) struct Active {
     partitions: PrefixWatcher,
     /// Set when a write was rejected because this controller no longer holds its role.
     pub(super) superseded: bool,
+    metrics: ControllerMetrics,
 }
 
 impl Active {
@@ -47,6 +49,7 @@ impl Active {
         meta: ClusterMeta,
         election: Election,
         leadership: Leadership,
+        metrics: ControllerMetrics,
     ) -> strom_meta::Result<Self> {
         let keys = meta.keys().clone();
         let store = meta.store().clone();
@@ -75,6 +78,7 @@ impl Active {
             topics,
             partitions,
             superseded: false,
+            metrics,
         })
     }
 
@@ -125,6 +129,7 @@ impl Active {
                 Ok(()) => None,
                 Err(()) => Some(Instant::now() + RETRY_AFTER),
             };
+            self.metrics.observe(&self.mirror.view);
             if self.superseded {
                 return StepDown::Superseded;
             }
@@ -150,7 +155,7 @@ impl Active {
     }
 
     /// Runs the reducer and performs its actions; `Err` when some write must be retried.
-    async fn reconcile(&mut self, restore_preferred_leaders: bool) -> Result<(), ()> {
+    pub(super) async fn reconcile(&mut self, restore_preferred_leaders: bool) -> Result<(), ()> {
         let options = ReconcileOptions {
             restore_preferred_leaders,
         };
@@ -211,6 +216,9 @@ impl Active {
         };
         match written {
             Ok(Written::Applied { revision }) => {
+                if let Action::UpdatePartition { reason, .. } = &action {
+                    self.metrics.partition_updated(*reason);
+                }
                 self.apply_locally(action, revision);
                 Ok(())
             }

@@ -256,7 +256,11 @@ impl Active {
                         address: broker.address.clone(),
                         rack: broker.rack.clone().unwrap_or_default(),
                     }),
-                    state: pb::BrokerState::Online as i32,
+                    state: if view.is_draining(*id) {
+                        pb::BrokerState::ShuttingDown as i32
+                    } else {
+                        pb::BrokerState::Online as i32
+                    },
                     broker_epoch: Some(broker.broker_epoch),
                     leader_count: i32::try_from(load.leaders).unwrap_or(i32::MAX),
                     replica_count: i32::try_from(load.replicas).unwrap_or(i32::MAX),

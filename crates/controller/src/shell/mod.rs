@@ -69,6 +69,11 @@ pub enum Command {
         admin_pb::DescribeConfigsRequest,
         oneshot::Sender<admin_pb::DescribeConfigsResponse>,
     ),
+    /// AdminService.DrainBroker.
+    DrainBroker(
+        admin_pb::DrainBrokerRequest,
+        oneshot::Sender<admin_pb::DrainBrokerResponse>,
+    ),
     /// ControllerService.AlterPartition.
     AlterPartition(
         controller_pb::AlterPartitionRequest,

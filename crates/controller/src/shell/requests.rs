@@ -2,6 +2,7 @@
 //! dispatch of every [`Command`].
 
 use strom_meta::Written;
+use strom_proto::admin::v1 as admin_pb;
 use strom_proto::common::v1::{Error as PbError, ErrorCode};
 use strom_proto::controller::v1 as pb;
 use strom_types::{BrokerId, LeaderEpoch, PartitionId, TopicId};
@@ -39,6 +40,59 @@ impl Active {
             Command::AllocateProducerIds(request, reply) => {
                 let _ = reply.send(self.allocate_producer_ids(&request).await);
             }
+            Command::DrainBroker(request, reply) => {
+                let _ = reply.send(self.drain_broker(&request).await);
+            }
+        }
+    }
+
+    /// Marks a broker draining for its current registration and moves its leaderships now.
+    async fn drain_broker(
+        &mut self,
+        request: &admin_pb::DrainBrokerRequest,
+    ) -> admin_pb::DrainBrokerResponse {
+        let failed = |code, message: String| admin_pb::DrainBrokerResponse {
+            error: Some(PbError::new(code, message)),
+            ..Default::default()
+        };
+        let Ok(id) = BrokerId::try_new(request.broker_id) else {
+            return failed(
+                ErrorCode::InvalidRequest,
+                format!("broker id {} is negative", request.broker_id),
+            );
+        };
+        let Some(epoch) = self.mirror.view.broker_epoch(id) else {
+            return failed(
+                ErrorCode::BrokerNotAvailable,
+                format!("broker {id} is not registered"),
+            );
+        };
+        let view = &mut self.mirror.view;
+        // Drains of registrations that ended are over.
+        let live: std::collections::BTreeMap<BrokerId, i64> = view
+            .brokers
+            .iter()
+            .map(|(b, live)| (*b, live.broker_epoch))
+            .collect();
+        view.draining.retain(|b, e| live.get(b) == Some(e));
+        if view.draining.insert(id, epoch).is_none() {
+            tracing::info!(broker = id.get(), broker_epoch = epoch, "draining broker");
+        }
+        let leads = |view: &crate::ClusterView| {
+            view.partitions
+                .values()
+                .filter(|p| p.record.leader == Some(id))
+                .count()
+        };
+        let before = leads(&self.mirror.view);
+        // Writes that fail are retried by the run loop; the caller asks again for progress.
+        let _ = self.reconcile(false).await;
+        let remaining = leads(&self.mirror.view);
+        let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+        admin_pb::DrainBrokerResponse {
+            error: None,
+            moved: count(before.saturating_sub(remaining)),
+            remaining: count(remaining),
         }
     }
 

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use super::active::{Active, StepDown};
 use super::{Command, ShellSettings};
+use crate::metrics::ControllerMetrics;
 
 /// Requests queued for the active controller before callers are pushed back.
 const COMMAND_QUEUE: usize = 256;
@@ -39,6 +40,7 @@ pub struct ControllerRuntime {
     meta: ClusterMeta,
     election: Election,
     role: watch::Sender<Role>,
+    metrics: ControllerMetrics,
 }
 
 impl ControllerRuntime {
@@ -51,7 +53,13 @@ impl ControllerRuntime {
             meta,
             election,
             role,
+            metrics: ControllerMetrics::default(),
         }
+    }
+
+    /// This controller's metrics, to register on the process's registry.
+    pub fn metrics(&self) -> &ControllerMetrics {
+        &self.metrics
     }
 
     /// The role as it changes, for the gRPC services.
@@ -127,6 +135,7 @@ impl ControllerRuntime {
             self.meta.clone(),
             self.election.clone(),
             leadership.clone(),
+            self.metrics.clone(),
         )
         .await;
         let active = match loaded {
@@ -143,8 +152,10 @@ impl ControllerRuntime {
             epoch: leadership.epoch(),
             commands,
         });
+        self.metrics.became_active(leadership.epoch());
         let outcome = active.run(queue, lost, shutdown.clone()).await;
         self.role.send_replace(Role::Standby);
+        self.metrics.became_standby();
         match outcome {
             StepDown::Shutdown => {
                 info!(

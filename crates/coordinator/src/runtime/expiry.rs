@@ -70,6 +70,9 @@ impl Coordinator {
             return Ok(());
         }
         self.persist(slot, &next).await?;
+        if next.epoch != runtime.group.epoch {
+            self.inner.metrics.rebalanced(slot.name());
+        }
         runtime.group = next;
         runtime.stored = true;
         runtime.track(now);

@@ -34,6 +34,7 @@ impl Coordinator {
         runtime.track(now);
         runtime.touch(&member_id, now);
         if epoch_moved {
+            self.inner.metrics.rebalanced(group);
             info!(
                 group,
                 epoch = runtime.group.epoch,
@@ -77,6 +78,9 @@ impl Coordinator {
         next.remove_member(&found);
         next.refresh(&view, &self.inner.settings.limits);
         self.persist(&slot, &next).await?;
+        if next.epoch != runtime.group.epoch {
+            self.inner.metrics.rebalanced(group);
+        }
         runtime.group = next;
         runtime.track(Instant::now());
         info!(group, member = %found, reason, "member removed by LeaveGroup");

@@ -23,6 +23,7 @@ use tracing::{info, warn};
 
 use crate::brokers::Brokers;
 use crate::group::{Group, GroupLimits, TopicsView};
+use crate::metrics::CoordinatorMetrics;
 use crate::offsets::CommitQueue;
 use crate::{Error, Result};
 pub use admin::phase_to_pb;
@@ -71,6 +72,7 @@ struct Inner {
     log_ends: Mutex<HashMap<(String, i32), i64>>,
     /// The topics view of the last metadata version seen, rebuilt only when metadata changes.
     topics: Mutex<Option<(u64, Arc<TopicsView>)>>,
+    metrics: CoordinatorMetrics,
 }
 
 impl Coordinator {
@@ -103,6 +105,7 @@ impl Coordinator {
                 brokers,
                 log_ends: Mutex::new(HashMap::new()),
                 topics: Mutex::new(None),
+                metrics: CoordinatorMetrics::default(),
             }),
         };
         tasks.spawn(coordinator.clone().keep_registered(shutdown.clone()));
@@ -113,6 +116,23 @@ impl Coordinator {
     /// This coordinator's registration.
     pub fn me(&self) -> &CoordinatorRecord {
         &self.inner.settings.me
+    }
+
+    /// This coordinator's metrics.
+    pub fn metrics(&self) -> &CoordinatorMetrics {
+        &self.inner.metrics
+    }
+
+    /// The groups this coordinator owns right now, by name.
+    pub fn owned_groups(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .groups()
+            .values()
+            .filter(|slot| !slot.is_dropped())
+            .map(|slot| slot.name().to_owned())
+            .collect();
+        names.sort();
+        names
     }
 
     /// Where `group` lives: its owner, or the coordinator that should claim it.

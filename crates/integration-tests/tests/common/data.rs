@@ -115,11 +115,13 @@ pub async fn leader_of(brokers: &[BrokerProc], skip: Option<usize>, isr: usize) 
     let witness = (0..brokers.len()).find(|i| Some(*i) != skip).unwrap();
     wait_for(Duration::from_secs(20), "a leader", || async {
         let metadata = brokers[witness].metadata().await?;
-        let p = &metadata
+        // The topic can show up before its partition records do.
+        let p = metadata
             .topics
             .iter()
             .find(|t| t.topic == TOPIC)?
-            .partitions[0];
+            .partitions
+            .first()?;
         let leader = p.leader_id?;
         let index = brokers.iter().position(|b| b.id == leader)?;
         if Some(index) == skip || p.isr.len() < isr {

@@ -20,6 +20,8 @@ pub const GROUP_TOPIC: &str = "orders";
 pub struct CoordinatorProc {
     pub id: i32,
     pub address: String,
+    /// Where `GET /metrics` is served.
+    pub metrics: String,
     config: PathBuf,
     child: Option<Child>,
     _dir: tempfile::TempDir,
@@ -41,16 +43,19 @@ impl CoordinatorProc {
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let address = format!("127.0.0.1:{}", free_port());
+        let metrics = format!("127.0.0.1:{}", free_port());
         let text = format!(
             "id = {id}\ncluster = \"{cluster}\"\nlisten = \"{address}\"\nlease-ttl = \"2s\"\n\
              min-session-timeout = \"{min_session}\"\nsession-timeout = \"3s\"\nheartbeat-interval = \"{heartbeat}\"\n\
-             [etcd]\nendpoints = [\"{etcd}\"]\n[logging]\nlevel = \"warn\"\n"
+             lag-sample-interval = \"300ms\"\n\
+             [etcd]\nendpoints = [\"{etcd}\"]\n[logging]\nlevel = \"warn\"\n[metrics]\nlisten = \"{metrics}\"\n"
         );
         let config = dir.path().join("coordinator.toml");
         std::fs::write(&config, text).unwrap();
         let mut proc = Self {
             id,
             address,
+            metrics,
             config,
             child: None,
             _dir: dir,

@@ -50,6 +50,8 @@ pub fn free_port() -> u16 {
 pub struct BrokerProc {
     pub id: i32,
     pub address: String,
+    /// Where `GET /metrics` is served.
+    pub metrics: String,
     config: PathBuf,
     child: Option<Child>,
     _dir: tempfile::TempDir,
@@ -65,10 +67,11 @@ impl BrokerProc {
     pub fn spawn_with_lag(id: i32, cluster: &str, etcd: &str, lag: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let address = format!("127.0.0.1:{}", free_port());
+        let metrics = format!("127.0.0.1:{}", free_port());
         let text = format!(
             "id = {id}\ncluster = \"{cluster}\"\nlisten = \"{address}\"\nrack = \"rack-{id}\"\n\
              data-dir = \"{}\"\nlease-ttl = \"5s\"\nreplica-lag-time-max = \"{lag}\"\nlog-retention-check-interval = \"1s\"\n[etcd]\nendpoints = [\"{etcd}\"]\n\
-             [logging]\nlevel = \"warn\"\n",
+             [logging]\nlevel = \"warn\"\n[metrics]\nlisten = \"{metrics}\"\n",
             dir.path().join("data").display()
         );
         let config = dir.path().join("broker.toml");
@@ -76,6 +79,7 @@ impl BrokerProc {
         let mut proc = Self {
             id,
             address,
+            metrics,
             config,
             child: None,
             _dir: dir,
@@ -143,6 +147,8 @@ impl BrokerProc {
 /// A controller running in this test process.
 pub struct InProcController {
     pub address: String,
+    /// Where `GET /metrics` is served.
+    pub metrics: String,
     stop: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -154,12 +160,17 @@ impl InProcController {
             cluster: cluster.to_owned(),
             listen: "127.0.0.1:0".parse().unwrap(),
             preferred_leader_interval: strom_server_kit::HumanDuration(Duration::from_secs(2)),
+            metrics: strom_server_kit::metrics::MetricsConfig {
+                enabled: true,
+                listen: "127.0.0.1:0".parse().unwrap(),
+            },
             ..ControllerConfig::default()
         };
         let bound = BoundController::bind(config, etcd.store().await)
             .await
             .unwrap();
         let address = bound.local_addr().to_string();
+        let metrics = bound.metrics_addr().unwrap().to_string();
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move {
@@ -167,6 +178,7 @@ impl InProcController {
         });
         Self {
             address,
+            metrics,
             stop,
             task,
         }
@@ -201,6 +213,8 @@ pub fn spawn_service(name: &str, config: &std::path::Path) -> Child {
 pub struct ControllerProc {
     pub id: i32,
     pub address: String,
+    /// Where `GET /metrics` is served.
+    pub metrics: String,
     config: PathBuf,
     child: Child,
     _dir: tempfile::TempDir,
@@ -211,10 +225,11 @@ impl ControllerProc {
     pub fn spawn(id: i32, cluster: &str, etcd: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let address = format!("127.0.0.1:{}", free_port());
+        let metrics = format!("127.0.0.1:{}", free_port());
         let config = format!(
             "id = {id}\ncluster = \"{cluster}\"\nlisten = \"{address}\"\nlease-ttl = \"5s\"\n\
              preferred-leader-interval = \"2s\"\n[etcd]\nendpoints = [\"{etcd}\"]\n\
-             [logging]\nlevel = \"warn\"\n"
+             [logging]\nlevel = \"warn\"\n[metrics]\nlisten = \"{metrics}\"\n"
         );
         let path = dir.path().join("controller.toml");
         std::fs::write(&path, config).unwrap();
@@ -222,6 +237,7 @@ impl ControllerProc {
         Self {
             id,
             address,
+            metrics,
             config: path,
             child,
             _dir: dir,

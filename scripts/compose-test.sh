@@ -68,4 +68,28 @@ unexpected=$(comm -13 "$work/expected.txt" "$work/consumed.sorted" | wc -l)
 echo "consumed $(wc -l <"$work/consumed.txt"): missing $missing, duplicated $duplicates, unexpected $unexpected" >&2
 ((missing == 0 && duplicates == 0 && unexpected == 0)) || exit 1
 "$strom" topic describe compose-test
+
+# Prometheus metrics from inside the cluster: the surviving brokers took the records in, and
+# the controllers see every partition under-replicated while the killed broker is down.
+prefix="${STROM_SUBNET_PREFIX:-172.28.28}"
+metric_sum() { # metric_sum SERIES HOST...
+    local series=$1
+    shift
+    python3 - "$series" "$@" <<'PY'
+import sys, urllib.request
+series, hosts, total = sys.argv[1], sys.argv[2:], 0.0
+for host in hosts:
+    text = urllib.request.urlopen(f"http://{host}/metrics", timeout=5).read().decode()
+    total += sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(series + " "))
+print(int(total))
+PY
+}
+survivors=()
+for id in 1 2 3; do
+    [[ "$id" == "$leader" ]] || survivors+=("$prefix.2$id:9102")
+done
+bytes_in=$(metric_sum 'strom_broker_bytes_in_total{topic="compose-test"}' "${survivors[@]}")
+under=$(metric_sum strom_controller_under_replicated_partitions "$prefix.11:9103" "$prefix.12:9103")
+echo "metrics: bytes in on the surviving brokers $bytes_in, under-replicated partitions $under" >&2
+((bytes_in > 0 && under == 3)) || { echo "metrics do not show the produce and the lost broker" >&2; exit 1; }
 echo "compose-test passed" >&2

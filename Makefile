@@ -99,6 +99,10 @@ bench-record: ## Batch validation benchmark
 disk-baseline: ## Measure this disk's buffered sequential write bandwidth with fio (compare with bench-storage)
 	@scripts/disk-baseline.sh
 
+.PHONY: chaos
+chaos: ## Every fault scenario, CHAOS_PASSES times in a row (default 5), checked and summarised
+	@scripts/chaos.sh $(CHAOS_ARGS)
+
 .PHONY: fuzz-build
 fuzz-build: ## Build the fuzz targets (cargo-fuzz)
 	@scripts/fuzz.sh build

@@ -4,18 +4,22 @@
 //!
 //! - **lost**: a value acknowledged (send ok) that no read ever returned;
 //! - **unseen**: a value acknowledged that the final drain did not return;
+//!
+//! (values acknowledged below the log start a drain found — deleted by retention — count as
+//! neither lost nor unseen);
 //! - **duplicated**: a value read at more than one offset of its partition;
 //! - **inconsistent offsets**: two values at one partition offset, among all reads and the
 //!   offsets sends were acknowledged with;
 //! - **unexpected**: a value read that no send ever attempted (ok, fail or unknown);
 //! - **non-monotonic reads**: a consumer process reading a partition at or below an offset it
 //!   read before, without a new assignment in between;
-//! - **commits moving backward**: an accepted commit of a group partition below the previous
-//!   accepted one;
+//! - **commits moving backward**: an accepted commit of a group partition below one accepted
+//!   before it was invoked;
 //! - **double ownership**: one partition assigned to two members of a group at one epoch.
 //!
 //! Per fault it also reports the unavailability window: the time from the fault to the next
-//! send, read and assignment that completed after it.
+//! send, read, assignment and commit that completed after it — of the fault's partition, when
+//! it names one.
 
 #[cfg(test)]
 mod tests;
@@ -98,6 +102,8 @@ pub struct Unavailability {
     pub read_ms: Option<u64>,
     /// Until the next assignment arrived.
     pub assign_ms: Option<u64>,
+    /// Until the next accepted offset commit.
+    pub commit_ms: Option<u64>,
 }
 
 /// Everything the checker found.
@@ -166,11 +172,10 @@ pub fn check(history: &History) -> Report {
 /// The records of a read (poll or drain) that returned.
 fn records_of(op: &Op) -> Option<(i32, &[Record])> {
     match &op.kind {
-        OpKind::Poll { partition, records } | OpKind::Drain { partition, records }
-            if op.outcome == Outcome::Ok =>
-        {
-            Some((*partition, records))
-        }
+        OpKind::Poll { partition, records }
+        | OpKind::Drain {
+            partition, records, ..
+        } if op.outcome == Outcome::Ok => Some((*partition, records)),
         _ => None,
     }
 }
@@ -178,7 +183,8 @@ fn records_of(op: &Op) -> Option<(i32, &[Record])> {
 /// Lost, unseen, duplicated, inconsistent and unexpected values.
 fn check_values(ops: &[&Op], report: &mut Report) {
     let mut attempted: BTreeSet<&str> = BTreeSet::new();
-    let mut acked: BTreeMap<&str, i32> = BTreeMap::new();
+    let mut acked: BTreeMap<&str, (i32, Option<i64>)> = BTreeMap::new();
+    let mut log_start: BTreeMap<i32, i64> = BTreeMap::new();
     // (partition, offset) -> values; (partition, value) -> offsets.
     let mut at_offset: BTreeMap<(i32, i64), BTreeSet<&str>> = BTreeMap::new();
     let mut offsets_of: BTreeMap<(i32, &str), BTreeSet<i64>> = BTreeMap::new();
@@ -193,7 +199,7 @@ fn check_values(ops: &[&Op], report: &mut Report) {
         {
             attempted.insert(value);
             if op.outcome == Outcome::Ok {
-                acked.insert(value, *partition);
+                acked.insert(value, (*partition, *offset));
                 if let Some(offset) = offset {
                     at_offset
                         .entry((*partition, *offset))
@@ -206,6 +212,15 @@ fn check_values(ops: &[&Op], report: &mut Report) {
                         .insert(*offset);
                 }
             }
+        }
+        if let OpKind::Drain {
+            partition,
+            start_offset,
+            ..
+        } = &op.kind
+        {
+            let start = log_start.entry(*partition).or_default();
+            *start = (*start).max(*start_offset);
         }
         if let Some((partition, records)) = records_of(op) {
             for record in records {
@@ -226,15 +241,21 @@ fn check_values(ops: &[&Op], report: &mut Report) {
     }
     report.attempted = attempted.len();
     report.acknowledged = acked.len();
+    // Values retention deleted before the drain are not expected anywhere.
+    let retained = |(_, (partition, offset)): &(&&str, &(i32, Option<i64>))| {
+        offset.is_none_or(|offset| offset >= log_start.get(partition).copied().unwrap_or(0))
+    };
     report.lost = acked
-        .keys()
-        .filter(|v| !read.contains(*v))
-        .map(|v| (*v).to_owned())
+        .iter()
+        .filter(retained)
+        .filter(|(v, _)| !read.contains(*v))
+        .map(|(v, _)| (*v).to_owned())
         .collect();
     report.unseen = acked
-        .keys()
-        .filter(|v| !drained.contains(*v))
-        .map(|v| (*v).to_owned())
+        .iter()
+        .filter(retained)
+        .filter(|(v, _)| !drained.contains(*v))
+        .map(|(v, _)| (*v).to_owned())
         .collect();
     report.unexpected = read
         .iter()
@@ -292,35 +313,51 @@ fn non_monotonic(ops: &[&Op]) -> Vec<NonMonotonic> {
     found
 }
 
-/// Accepted commits lower than the one accepted before them, per group partition.
+/// Accepted commits lower than one accepted before them, per group partition.
+///
+/// "Before" is real time: a commit is backward only when it was invoked after a higher
+/// commit had completed. Commits whose calls overlap may land in either order (a member
+/// paused with its request in flight reports it only when it resumes).
 fn backward_commits(ops: &[&Op]) -> Vec<BackwardCommit> {
-    let mut last: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    let mut commits: Vec<(&Op, (&str, i32), i64)> = ops
+        .iter()
+        .filter_map(|op| match (&op.kind, op.outcome) {
+            (
+                OpKind::Commit {
+                    group,
+                    partition,
+                    offset,
+                },
+                Outcome::Ok,
+            ) => Some((*op, (group.as_str(), *partition), *offset)),
+            _ => None,
+        })
+        .collect();
+    let mut by_completion = commits.clone();
+    by_completion.sort_by_key(|(op, _, _)| op.completed_ms);
+    commits.sort_by_key(|(op, _, _)| op.invoked_ms);
+    // The highest offset per group partition among commits completed so far.
+    let mut done: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    let mut next = 0;
     let mut found = Vec::new();
-    for op in ops {
-        let (
-            OpKind::Commit {
-                group,
-                partition,
-                offset,
-            },
-            Outcome::Ok,
-        ) = (&op.kind, op.outcome)
-        else {
-            continue;
-        };
-        let key = (group.as_str(), *partition);
-        if let Some(previous) = last.get(&key)
+    for (op, key, offset) in &commits {
+        while let Some((earlier, earlier_key, earlier_offset)) = by_completion.get(next)
+            && earlier.completed_ms < op.invoked_ms
+        {
+            let highest = done.entry(*earlier_key).or_insert(*earlier_offset);
+            *highest = (*highest).max(*earlier_offset);
+            next += 1;
+        }
+        if let Some(previous) = done.get(key)
             && offset < previous
         {
             found.push(BackwardCommit {
-                group: group.clone(),
-                partition: *partition,
+                group: key.0.to_owned(),
+                partition: key.1,
                 previous: *previous,
                 offset: *offset,
             });
         }
-        let entry = last.entry(key).or_insert(*offset);
-        *entry = (*entry).max(*offset);
     }
     found
 }
@@ -356,11 +393,28 @@ fn double_owners(ops: &[&Op]) -> Vec<DoubleOwner> {
         .collect()
 }
 
-/// The time from `fault` to the first send, read and assignment completed after it.
+/// The partition an operation touched, if it touched one.
+fn partition_of(op: &Op) -> Option<i32> {
+    match &op.kind {
+        OpKind::Send { partition, .. }
+        | OpKind::Poll { partition, .. }
+        | OpKind::Commit { partition, .. }
+        | OpKind::Drain { partition, .. } => Some(*partition),
+        OpKind::Assign { .. } => None,
+    }
+}
+
+/// The time from `fault` to the first send, read, assignment and commit completed after it
+/// (on the fault's partition, when it names one).
 fn unavailability(fault: &Fault, ops: &[&Op]) -> Unavailability {
     let first_after = |matches: &dyn Fn(&Op) -> bool| {
         ops.iter()
             .filter(|op| op.completed_ms >= fault.at_ms && matches(op))
+            .filter(|op| {
+                fault.partition.is_none()
+                    || partition_of(op).is_none()
+                    || partition_of(op) == fault.partition
+            })
             .map(|op| op.completed_ms - fault.at_ms)
             .min()
     };
@@ -374,5 +428,8 @@ fn unavailability(fault: &Fault, ops: &[&Op]) -> Unavailability {
                 && matches!(&op.kind, OpKind::Poll { records, .. } if !records.is_empty())
         }),
         assign_ms: first_after(&|op| matches!(op.kind, OpKind::Assign { .. })),
+        commit_ms: first_after(&|op| {
+            op.outcome == Outcome::Ok && matches!(op.kind, OpKind::Commit { .. })
+        }),
     }
 }

@@ -74,6 +74,10 @@ pub enum OpKind {
     Drain {
         /// The partition read.
         partition: i32,
+        /// The partition's log start when the drain began: retention deleted everything
+        /// below it, so values acknowledged there are not expected in the drain.
+        #[serde(default)]
+        start_offset: i64,
         /// Every record in the partition, in order.
         records: Vec<Record>,
     },
@@ -100,6 +104,10 @@ pub struct Op {
 pub struct Fault {
     /// What was done, e.g. `kill -9 leader of p0 (broker 2)`.
     pub name: String,
+    /// The partition the fault is aimed at: its unavailability counts only operations on
+    /// it. `None` for faults of the whole cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<i32>,
     /// When it was injected.
     pub at_ms: u64,
     /// When it was healed, if it was.
@@ -180,6 +188,7 @@ mod tests {
         let mut history = History::default();
         history.push(Entry::Fault(Fault {
             name: "kill -9 broker 2".into(),
+            partition: Some(0),
             at_ms: 1000,
             healed_ms: Some(4000),
         }));

@@ -38,4 +38,6 @@ pub use error::{EngineError, Error, Result};
 pub use log::{AppendInfo, PartitionLog, ReadBound, ReadResult, RetentionOutcome, TimestampOffset};
 pub use producer_state::{MAX_REMEMBERED_BATCHES, ProducerBatch, ProducerEntry};
 pub use producer_table::PRODUCER_EXPIRATION_MS;
-pub use state::{Area, MemoryStateStore, RocksStateStore, StateStore, WriteBatch, WriteOp};
+#[cfg(feature = "rocksdb")]
+pub use state::RocksStateStore;
+pub use state::{Area, MemoryStateStore, StateStore, WriteBatch, WriteOp};

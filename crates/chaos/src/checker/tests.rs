@@ -53,6 +53,7 @@ fn drain(at: u64, pairs: &[(i64, &str)]) -> Op {
         Outcome::Ok,
         OpKind::Drain {
             partition: 0,
+            start_offset: 0,
             records: records(pairs),
         },
     )
@@ -220,6 +221,17 @@ fn accepted_commits_must_not_move_backward() {
 }
 
 #[test]
+fn overlapping_commits_may_land_in_either_order() {
+    let mut slow = commit(0, 3, Outcome::Ok);
+    slow.completed_ms = 100;
+    let h = history(vec![slow, commit(10, 8, Outcome::Ok)]);
+    assert!(check(&h).backward_commits.is_empty());
+    // Invoked after the higher commit completed, it is backward.
+    let h = history(vec![commit(10, 8, Outcome::Ok), commit(50, 3, Outcome::Ok)]);
+    assert_eq!(check(&h).backward_commits.len(), 1);
+}
+
+#[test]
 fn two_owners_at_one_epoch_are_reported() {
     let h = history(vec![
         assign(2, 0, "m1", 3, &[0, 1]),
@@ -251,6 +263,7 @@ fn unavailability_runs_from_the_fault_to_the_next_success() {
     ]);
     h.faults.push(Fault {
         name: "kill -9 leader".into(),
+        partition: None,
         at_ms: 900,
         healed_ms: Some(2000),
     });
@@ -262,7 +275,89 @@ fn unavailability_runs_from_the_fault_to_the_next_success() {
             send_ms: Some(1601),
             read_ms: Some(2301),
             assign_ms: None,
+            commit_ms: None,
         }]
     );
     assert!(report.is_valid(), "{report:#?}");
+}
+
+#[test]
+fn a_partition_fault_counts_only_operations_on_that_partition() {
+    let other = |at, value: &str, offset| {
+        op(
+            1,
+            at,
+            Outcome::Ok,
+            OpKind::Send {
+                partition: 1,
+                value: value.into(),
+                offset: Some(offset),
+            },
+        )
+    };
+    let commit = |at, partition, offset| {
+        op(
+            3,
+            at,
+            Outcome::Ok,
+            OpKind::Commit {
+                group: "g".into(),
+                partition,
+                offset,
+            },
+        )
+    };
+    let mut h = history(vec![
+        other(1000, "x", 0),
+        commit(1100, 1, 1),
+        send(3000, "a", Some(0), Outcome::Ok),
+        commit(3500, 0, 1),
+        drain(4000, &[(0, "a")]),
+        op(
+            99,
+            4000,
+            Outcome::Ok,
+            OpKind::Drain {
+                partition: 1,
+                start_offset: 0,
+                records: records(&[(0, "x")]),
+            },
+        ),
+    ]);
+    h.faults.push(Fault {
+        name: "kill -9 the leader of partition 0".into(),
+        partition: Some(0),
+        at_ms: 900,
+        healed_ms: None,
+    });
+    let window = &check(&h).unavailability[0];
+    assert_eq!(window.send_ms, Some(2101));
+    assert_eq!(window.commit_ms, Some(2601));
+}
+
+#[test]
+fn values_below_the_drained_log_start_were_deleted_by_retention() {
+    let h = history(vec![
+        send(100, "a", Some(0), Outcome::Ok),
+        send(110, "b", Some(1), Outcome::Ok),
+        send(120, "c", Some(2), Outcome::Ok),
+        op(
+            99,
+            4000,
+            Outcome::Ok,
+            OpKind::Drain {
+                partition: 0,
+                start_offset: 2,
+                records: records(&[(2, "c")]),
+            },
+        ),
+    ]);
+    let report = check(&h);
+    assert!(report.is_valid(), "{report:#?}");
+    // The same drain from offset 1 misses "b".
+    let mut h = h;
+    if let OpKind::Drain { start_offset, .. } = &mut h.ops[3].kind {
+        *start_offset = 1;
+    }
+    assert_eq!(check(&h).unseen, vec!["b".to_owned()]);
 }

@@ -31,8 +31,8 @@ struct State {
     generation: u64,
     /// The partitions the polling side owns, as reported in heartbeats.
     owned: Assignment,
-    /// A target assignment the polling side has not taken yet.
-    target: Option<Assignment>,
+    /// A target assignment the polling side has not taken yet, with the epoch it came with.
+    target: Option<(i32, Assignment)>,
     /// A non-retriable failure that stopped the heartbeat.
     fatal: Option<Error>,
 }
@@ -82,8 +82,8 @@ impl Shared {
         {
             let mut state = lock(&self.state);
             state.epoch = epoch;
-            if target.is_some() {
-                state.target = target;
+            if let Some(target) = target {
+                state.target = Some((epoch, target));
             }
         }
         if has_target {
@@ -109,19 +109,22 @@ impl Shared {
         self.wake_poll.notify_one();
     }
 
-    /// Takes the pending target, with the generation it belongs to.
-    pub(crate) fn take_target(&self) -> Option<(u64, Assignment)> {
+    /// Takes the pending target, with the generation it belongs to and its epoch.
+    pub(crate) fn take_target(&self) -> Option<(u64, i32, Assignment)> {
         let mut state = lock(&self.state);
         let generation = state.generation;
-        state.target.take().map(|target| (generation, target))
+        state
+            .target
+            .take()
+            .map(|(epoch, target)| (generation, epoch, target))
     }
 
     /// Puts back a target the polling side could not apply, unless a newer one arrived or
     /// the generation changed.
-    pub(crate) fn restore_target(&self, generation: u64, target: Assignment) {
+    pub(crate) fn restore_target(&self, generation: u64, epoch: i32, target: Assignment) {
         let mut state = lock(&self.state);
         if state.generation == generation && state.target.is_none() {
-            state.target = Some(target);
+            state.target = Some((epoch, target));
         }
     }
 
@@ -160,10 +163,12 @@ mod tests {
         shared.accepted(3, Some(owned(&[0])));
         shared.accepted(4, Some(owned(&[0, 1])));
         shared.accepted(4, None);
-        let (generation, target) = shared.take_target().unwrap();
-        assert_eq!((generation, target), (0, owned(&[0, 1])));
+        let (generation, epoch, target) = shared.take_target().unwrap();
+        assert_eq!((generation, epoch, target), (0, 4, owned(&[0, 1])));
         assert!(shared.take_target().is_none());
-        shared.restore_target(generation, owned(&[0, 1]));
+        shared.restore_target(generation, epoch, owned(&[0, 1]));
+        assert_eq!(shared.take_target().unwrap().1, 4);
+        shared.restore_target(generation, epoch, owned(&[0, 1]));
         shared.lost();
         assert!(shared.take_target().is_none());
         assert_eq!(shared.epoch_and_generation(), (0, 1));
@@ -180,7 +185,7 @@ mod tests {
         assert_eq!(shared.report().owned, Assignment::default());
         assert!(!shared.set_owned(0, &owned(&[2])));
         assert_eq!(shared.report().owned, Assignment::default());
-        shared.restore_target(0, owned(&[1]));
+        shared.restore_target(0, 5, owned(&[1]));
         assert!(shared.take_target().is_none());
         shared.fail(Error::Closed);
         assert!(matches!(shared.fatal(), Some(Error::Closed)));

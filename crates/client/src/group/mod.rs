@@ -66,6 +66,8 @@ pub struct GroupConsumer {
     owned: Assignment,
     /// The membership generation `owned` belongs to.
     generation: u64,
+    /// The member epoch the coordinator sent `owned` with; 0 while nothing was assigned.
+    assignment_epoch: i32,
     /// Partitions lost (fenced or expired) with consumed positions never committed; the
     /// next explicit commit reports them, since their new owners read those records again.
     lost_uncommitted: BTreeSet<TopicPartition>,
@@ -119,6 +121,7 @@ impl GroupConsumer {
             positions: Positions::default(),
             owned: Assignment::default(),
             generation: 0,
+            assignment_epoch: 0,
             lost_uncommitted: BTreeSet::new(),
             listener: Mutex::new(None),
             cancel,
@@ -229,6 +232,15 @@ impl GroupConsumer {
     #[must_use]
     pub fn member_epoch(&self) -> i32 {
         self.shared.epoch()
+    }
+
+    /// The member epoch the current assignment came with: the coordinator hands a partition
+    /// to one member per epoch, so this is what to compare ownership by. It can be older than
+    /// [`member_epoch`](Self::member_epoch) while a newer target waits for the next `poll`;
+    /// 0 before the first assignment and after the partitions were lost.
+    #[must_use]
+    pub fn assignment_epoch(&self) -> i32 {
+        self.assignment_epoch
     }
 
     /// The consumer's configuration.

@@ -17,16 +17,17 @@ impl GroupConsumer {
     /// Applies a loss of membership and every pending target assignment.
     pub(crate) async fn reconcile(&mut self) -> Result<()> {
         self.drop_lost();
-        while let Some((generation, target)) = self.shared.take_target() {
+        while let Some((generation, epoch, target)) = self.shared.take_target() {
             if generation != self.generation {
                 // Lost after `drop_lost`: the target belonged to the old membership.
                 self.drop_lost();
                 continue;
             }
             if let Err(error) = self.apply(generation, &target).await {
-                self.shared.restore_target(generation, target);
+                self.shared.restore_target(generation, epoch, target);
                 return Err(error);
             }
+            self.assignment_epoch = epoch;
             self.drop_lost();
         }
         Ok(())
@@ -46,6 +47,7 @@ impl GroupConsumer {
         self.fetcher.stop_all();
         self.positions.clear();
         self.owned = Assignment::default();
+        self.assignment_epoch = 0;
         if !lost.is_empty() {
             tracing::warn!(group_id = %self.config.group_id, partitions = lost.len(),
                 "partitions lost");

@@ -1,11 +1,14 @@
 //! A consumer-group member as a process, for scenarios that kill, pause or restart members.
 //!
 //! Runs a [`GroupConsumer`] on one topic and reports what happens as JSON lines on stdout:
-//! `assigned`, `revoked` and `lost` partition sets, the offsets each poll returned per
-//! partition (`records`), and the outcome of every commit (`committed` / `commit_failed`).
+//! `assigned`, `revoked` and `lost` partition sets, the whole assignment with the epoch it
+//! came with whenever either changes (`owned`), the offsets and values each poll returned per
+//! partition (`records`), and the outcome of every commit (`committed` with the offsets it
+//! moved, or `commit_failed`).
 //! Lines on stdin steer it: `commit` commits what was read so far, `close` leaves the group
 //! and exits.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::time::Duration;
 
@@ -32,9 +35,9 @@ enum CommitMode {
 #[derive(Debug, Parser)]
 #[command(about = "Consumes a topic as a member of a consumer group, reporting JSON events")]
 struct Args {
-    /// A broker address (host:port).
-    #[arg(long)]
-    broker: String,
+    /// Broker addresses (host:port), comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    broker: Vec<String>,
     /// The consumer group.
     #[arg(long)]
     group: String,
@@ -103,9 +106,31 @@ fn read_commands() -> mpsc::UnboundedReceiver<String> {
     rx
 }
 
-async fn commit(consumer: &mut GroupConsumer) {
+/// Commits what was read; `last` is what earlier commits moved each partition to, so the
+/// `committed` event lists only the offsets this commit moved.
+async fn commit(consumer: &mut GroupConsumer, last: &mut BTreeMap<i32, i64>) {
+    let owned = consumer.assignment();
+    last.retain(|partition, _| owned.iter().any(|tp| tp.partition == *partition));
+    let moved: BTreeMap<i32, i64> = owned
+        .iter()
+        .filter_map(|tp| Some((tp.partition, consumer.position(tp)?)))
+        .filter(|(partition, offset)| last.get(partition) != Some(offset))
+        .collect();
+    // Marks when the commit was invoked: a member paused mid-commit reports the outcome late.
+    emit(&json!({"event": "committing"}));
     match consumer.commit().await {
-        Ok(()) => emit(&json!({"event": "committed", "epoch": consumer.member_epoch()})),
+        Ok(()) => {
+            last.extend(moved.iter().map(|(p, o)| (*p, *o)));
+            let offsets: serde_json::Map<String, Value> = moved
+                .into_iter()
+                .map(|(p, o)| (p.to_string(), json!(o)))
+                .collect();
+            emit(&json!({
+                "event": "committed",
+                "epoch": consumer.member_epoch(),
+                "offsets": offsets,
+            }));
+        }
         Err(error) => emit(&json!({
             "event": "commit_failed",
             "code": error.code().map(|code| code.as_str_name()),
@@ -115,20 +140,46 @@ async fn commit(consumer: &mut GroupConsumer) {
 }
 
 fn report_records(records: &[strom_client::ConsumerRecord]) {
-    let mut by_partition: std::collections::BTreeMap<i32, Vec<i64>> = Default::default();
+    let mut by_partition: BTreeMap<i32, (Vec<i64>, Vec<String>)> = BTreeMap::new();
     for record in records {
-        by_partition
-            .entry(record.partition)
-            .or_default()
-            .push(record.offset);
+        let (offsets, values) = by_partition.entry(record.partition).or_default();
+        offsets.push(record.offset);
+        let value = record.value.as_deref().unwrap_or_default();
+        values.push(String::from_utf8_lossy(value).into_owned());
     }
-    for (partition, offsets) in by_partition {
-        emit(&json!({"event": "records", "partition": partition, "offsets": offsets}));
+    for (partition, (offsets, values)) in by_partition {
+        emit(&json!({
+            "event": "records",
+            "partition": partition,
+            "offsets": offsets,
+            "values": values,
+        }));
+    }
+}
+
+/// Reports the assignment when it or the epoch it came with changed since `last`.
+fn report_owned(consumer: &GroupConsumer, last: &mut (i32, Vec<i32>)) {
+    let owned = (
+        consumer.assignment_epoch(),
+        consumer
+            .assignment()
+            .iter()
+            .map(|tp| tp.partition)
+            .collect(),
+    );
+    if owned != *last {
+        emit(&json!({
+            "event": "owned",
+            "member_id": consumer.member_id(),
+            "epoch": owned.0,
+            "partitions": owned.1,
+        }));
+        *last = owned;
     }
 }
 
 async fn run(args: Args) -> Result<(), strom_client::Error> {
-    let client = Client::connect(ClientConfig::new([args.broker.clone()])).await?;
+    let client = Client::connect(ClientConfig::new(args.broker.clone())).await?;
     let mut config = GroupConsumerConfig::new(args.group.clone());
     config.instance_id = args.instance_id.clone();
     config.session_timeout = Some(Duration::from_millis(args.session_timeout_ms));
@@ -142,13 +193,15 @@ async fn run(args: Args) -> Result<(), strom_client::Error> {
     consumer.set_listener(Events);
     emit(&json!({"event": "started", "member_id": consumer.member_id()}));
     let mut commands = read_commands();
+    let mut committed = BTreeMap::new();
+    let mut owned = (0, Vec::new());
     // `poll` returns within its 100 ms timeout, so commands wait at most that long; it is
     // not raced against stdin, as an abandoned poll could abandon a rebalance step.
     'member: loop {
         loop {
             match commands.try_recv() {
                 Ok(command) => match command.as_str() {
-                    "commit" => commit(&mut consumer).await,
+                    "commit" => commit(&mut consumer, &mut committed).await,
                     "close" => break 'member,
                     other => emit(&json!({"event": "unknown_command", "command": other})),
                 },
@@ -158,6 +211,7 @@ async fn run(args: Args) -> Result<(), strom_client::Error> {
             }
         }
         let records = consumer.poll().await?;
+        report_owned(&consumer, &mut owned);
         if records.is_empty() {
             continue;
         }
@@ -166,7 +220,7 @@ async fn run(args: Args) -> Result<(), strom_client::Error> {
             tokio::time::sleep(Duration::from_millis(args.process_ms)).await;
         }
         if args.commit == CommitMode::Poll {
-            commit(&mut consumer).await;
+            commit(&mut consumer, &mut committed).await;
         }
     }
     let closed = consumer.close().await;

@@ -50,9 +50,14 @@ impl MemberProc {
     /// Starts a member of `group` on the group test topic; `extra` are further flags
     /// (e.g. `--commit manual`).
     pub fn spawn(name: &str, broker: &str, group: &str, extra: &[&str]) -> Self {
+        Self::spawn_on(name, broker, group, super::groups::GROUP_TOPIC, extra)
+    }
+
+    /// Starts a member of `group` on `topic`; `brokers` is a comma-separated list.
+    pub fn spawn_on(name: &str, brokers: &str, group: &str, topic: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(binary("group-member"))
-            .args(["--broker", broker, "--group", group])
-            .args(["--topic", super::groups::GROUP_TOPIC])
+            .args(["--broker", brokers, "--group", group])
+            .args(["--topic", topic])
             .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

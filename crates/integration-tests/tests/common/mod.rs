@@ -92,6 +92,11 @@ impl BrokerProc {
         self.child = Some(spawn_service("strom-broker", &self.config));
     }
 
+    /// Whether the process was started and not killed or stopped since (it may be paused).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     pub fn signal(&self, signal: &str) {
         let pid = self
             .child
@@ -132,15 +137,19 @@ impl BrokerProc {
 
     /// Metadata for every topic, or `None` while the broker is not answering.
     pub async fn metadata(&self) -> Option<broker_pb::MetadataResponse> {
-        let mut client = BrokerServiceClient::connect(format!("http://{}", self.address))
-            .await
-            .ok()?;
-        let request = broker_pb::MetadataRequest {
-            topics: Vec::new(),
-            all_topics: true,
+        // Bounded as a whole: a paused broker accepts connections but never answers.
+        let call = async {
+            let address = format!("http://{}", self.address);
+            let mut client = BrokerServiceClient::connect(address).await.ok()?;
+            let request = broker_pb::MetadataRequest {
+                topics: Vec::new(),
+                all_topics: true,
+            };
+            Some(client.metadata(request).await.ok()?.into_inner())
         };
-        let call = tokio::time::timeout(Duration::from_secs(2), client.metadata(request));
-        Some(call.await.ok()?.ok()?.into_inner())
+        tokio::time::timeout(Duration::from_secs(2), call)
+            .await
+            .ok()?
     }
 }
 
@@ -279,13 +288,16 @@ impl ControllerProc {
 
     /// DescribeCluster on this controller: `Ok(epoch)` when it is active, `Err(code)` otherwise.
     pub async fn describe(&self) -> Result<pb::DescribeClusterResponse, Option<ErrorCode>> {
-        let mut client = self.client().await.ok_or(None)?;
-        let call = client.describe_cluster(pb::DescribeClusterRequest {});
+        // Bounded as a whole: a paused controller accepts connections but never answers.
+        let call = async {
+            let mut client = self.client().await?;
+            let call = client.describe_cluster(pb::DescribeClusterRequest {});
+            Some(call.await.ok()?.into_inner())
+        };
         let response = tokio::time::timeout(Duration::from_secs(2), call)
             .await
             .map_err(|_| None)?
-            .map_err(|_| None)?
-            .into_inner();
+            .ok_or(None)?;
         match response.error {
             None => Ok(response),
             Some(error) => Err(ErrorCode::try_from(error.code).ok()),

@@ -12,12 +12,14 @@
 
 pub(crate) mod keys;
 mod memory;
+#[cfg(feature = "rocksdb")]
 mod rocks;
 
 #[cfg(test)]
 mod conformance;
 
 pub use memory::MemoryStateStore;
+#[cfg(feature = "rocksdb")]
 pub use rocks::RocksStateStore;
 
 use crate::Result;

@@ -178,6 +178,7 @@ impl BoundBroker {
                         metrics: metrics.clone(),
                     },
                     producer_ids,
+                    shutdown.clone(),
                 ))
                 .max_decoding_message_size(max_request),
             )

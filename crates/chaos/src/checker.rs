@@ -17,9 +17,9 @@
 //!   before it was invoked;
 //! - **double ownership**: one partition assigned to two members of a group at one epoch.
 //!
-//! Per fault it also reports the unavailability window: the time from the fault to the next
-//! send, read, assignment and commit that completed after it — of the fault's partition, when
-//! it names one.
+//! Per fault it also reports the unavailability window: the time from the fault until the
+//! first send, read, assignment and commit invoked after it succeeded — of the fault's
+//! partition, when it names one.
 
 #[cfg(test)]
 mod tests;
@@ -404,12 +404,14 @@ fn partition_of(op: &Op) -> Option<i32> {
     }
 }
 
-/// The time from `fault` to the first send, read, assignment and commit completed after it
-/// (on the fault's partition, when it names one).
+/// The time from `fault` to the first send, read, assignment and commit invoked after it that
+/// succeeded (on the fault's partition, when it names one). Operations already in flight at
+/// the fault do not count: a send the dying leader acknowledged just before says nothing
+/// about when the partition was writable again.
 fn unavailability(fault: &Fault, ops: &[&Op]) -> Unavailability {
     let first_after = |matches: &dyn Fn(&Op) -> bool| {
         ops.iter()
-            .filter(|op| op.completed_ms >= fault.at_ms && matches(op))
+            .filter(|op| op.invoked_ms >= fault.at_ms && matches(op))
             .filter(|op| {
                 fault.partition.is_none()
                     || partition_of(op).is_none()

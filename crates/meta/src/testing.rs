@@ -10,6 +10,7 @@ use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -33,12 +34,28 @@ pub struct EtcdServer {
     guard: Option<(Child, ChildStdin)>,
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral loopback port");
-    listener
-        .local_addr()
-        .expect("ephemeral listener has an address")
-        .port()
+/// A loopback port that is free now, for a server a test is about to start.
+///
+/// Ports come from below the kernel's ephemeral range (32768 and up on Linux): a port the
+/// kernel handed out for `bind(0)` can be taken by any outgoing connection before the server
+/// binds it, which busy multi-process tests hit. Each process starts at its own place in the
+/// range and never hands out a port twice.
+pub fn free_port() -> u16 {
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919) % COUNT;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(
+            n < COUNT,
+            "no free loopback port left below the ephemeral range"
+        );
+        let port = u16::try_from(FIRST + (start + n) % COUNT).expect("ports fit in u16");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn find_binary() -> Option<PathBuf> {

@@ -9,6 +9,7 @@ use strom_proto::broker::v1::broker_service_server::BrokerService;
 use strom_proto::common::v1::{Broker, Error as PbError, ErrorCode};
 use strom_types::TopicName;
 use tokio_stream::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::data::{self, Lookup, ProducerIds};
@@ -21,16 +22,26 @@ pub struct BrokerGrpc {
     cache: MetadataCache,
     lookup: Lookup,
     producer_ids: ProducerIds,
+    /// Cancelled when the broker shuts down: open ProduceStream and FetchStream calls end
+    /// then, so the server's graceful shutdown does not wait for clients to hang up.
+    closing: CancellationToken,
 }
 
 impl BrokerGrpc {
-    /// A service answering from `cache` for cluster `cluster`.
-    pub fn new(cluster: String, lookup: Lookup, producer_ids: ProducerIds) -> Self {
+    /// A service answering from `cache` for cluster `cluster`, whose streams end when
+    /// `closing` is cancelled.
+    pub fn new(
+        cluster: String,
+        lookup: Lookup,
+        producer_ids: ProducerIds,
+        closing: CancellationToken,
+    ) -> Self {
         Self {
             cluster,
             cache: lookup.cache.clone(),
             lookup,
             producer_ids,
+            closing,
         }
     }
 }
@@ -136,6 +147,10 @@ impl BrokerService for BrokerGrpc {
         request: Request<Streaming<pb::ProduceStreamRequest>>,
     ) -> Result<Response<Self::ProduceStreamStream>, Status> {
         let answers = data::produce_stream(self.lookup.clone(), request.into_inner());
+        // Answers still in flight at shutdown are not sent: the producer retries them
+        // (idempotently) on the partitions' next leader.
+        let answers =
+            futures::StreamExt::take_until(answers, self.closing.clone().cancelled_owned());
         Ok(Response::new(Box::pin(answers.map(Ok))))
     }
 
@@ -155,6 +170,8 @@ impl BrokerService for BrokerGrpc {
         request: Request<pb::FetchRequest>,
     ) -> Result<Response<Self::FetchStreamStream>, Status> {
         let responses = data::fetch_stream(self.lookup.clone(), request.into_inner());
+        let responses =
+            futures::StreamExt::take_until(responses, self.closing.clone().cancelled_owned());
         Ok(Response::new(Box::pin(responses.map(Ok))))
     }
 

@@ -7,7 +7,6 @@ pub mod data;
 pub mod groups;
 pub mod members;
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -38,13 +37,7 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use strom_meta::testing::free_port;
 
 /// One `strom-broker` process; its data directory outlives restarts.
 pub struct BrokerProc {

@@ -114,7 +114,10 @@ async fn pause_the_leader_past_its_lease() {
 }
 
 /// Right after a deposed leader resumes, sends it acks=all writes of partition 0 for two
-/// seconds (recorded as process 3): it must acknowledge none of them.
+/// seconds, recorded as process 3. Whatever it acknowledges must be in the final drain at the
+/// acknowledged offset: an acknowledgement in its old epoch would be lost or clash with the
+/// new leader's records there. (Within those seconds it may legitimately lead again: once
+/// back in sync, the preferred-leader election returns partition 0 to it.)
 async fn probe_deposed_leader(cluster: &ChaosCluster, index: usize, recorder: &Recorder) {
     let address = format!("http://{}", cluster.brokers[index].address);
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -157,11 +160,10 @@ async fn probe_deposed_leader(cluster: &ChaosCluster, index: usize, recorder: &R
             offset,
         };
         recorder.op(3, invoked, outcome, kind);
-        assert_ne!(
-            outcome,
-            Outcome::Ok,
-            "the deposed leader acknowledged {value} at {offset:?}"
-        );
+        if outcome == Outcome::Ok {
+            let id = cluster.brokers[index].id;
+            println!("broker {id} acknowledged {value} at {offset:?} after it resumed");
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

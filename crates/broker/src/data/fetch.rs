@@ -56,7 +56,8 @@ async fn fetch_waiting(lookup: &Lookup, request: &pb::FetchRequest) -> pb::Fetch
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     loop {
         let (response, bytes, mut activity) = fetch_once(lookup, request).await;
-        if bytes >= min_bytes.max(1) || Instant::now() >= deadline {
+        // min_bytes 0 answers at once, with whatever is there.
+        if bytes >= min_bytes || Instant::now() >= deadline {
             return response;
         }
         wait::any_activity(&mut activity, deadline).await;

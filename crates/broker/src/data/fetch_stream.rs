@@ -12,8 +12,11 @@ use super::lookup::Lookup;
 /// paces the broker to the reader; nothing is buffered ahead).
 pub fn fetch_stream(
     lookup: Lookup,
-    request: pb::FetchRequest,
+    mut request: pb::FetchRequest,
 ) -> impl Stream<Item = pb::FetchResponse> + Send + 'static {
+    // A subscription answers when data arrives or the wait passes: with min_bytes 0 it would
+    // send empty responses as fast as the client reads them.
+    request.min_bytes = request.min_bytes.max(1);
     futures::stream::unfold(Some(request), move |state| {
         let lookup = lookup.clone();
         async move {

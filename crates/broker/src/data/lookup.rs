@@ -36,7 +36,12 @@ impl Lookup {
             )
         };
         let state = self.cache.snapshot();
-        let name = TopicName::new(topic).map_err(|_| unknown())?;
+        let name = TopicName::new(topic).map_err(|error| {
+            PbError::new(
+                ErrorCode::InvalidTopicException,
+                format!("invalid topic name {topic:?}: {error}"),
+            )
+        })?;
         let record = state.topics.get(&name).ok_or_else(unknown)?;
         let index = PartitionId::try_new(partition).map_err(|_| unknown())?;
         let partition_record = state

@@ -288,11 +288,30 @@ async fn await_replication(
     }
 }
 
+/// The wire code of a malformed produced batch: damage in transit (a wrong length or CRC, a
+/// records area that does not decompress) is CORRUPT_MESSAGE; an unknown codec is
+/// UNSUPPORTED_COMPRESSION_TYPE; a batch that arrived intact but breaks the format (magic,
+/// counts, offset deltas, timestamps, record framing) is INVALID_RECORD.
+fn batch_fault(error: &strom_record::Error) -> ErrorCode {
+    use strom_record::Error as R;
+    match error {
+        R::Truncated { .. }
+        | R::LengthMismatch { .. }
+        | R::InvalidBatchLength { .. }
+        | R::CrcMismatch { .. }
+        | R::Compression { .. } => ErrorCode::CorruptMessage,
+        R::UnknownCompression { .. } | R::UnknownCompressionName { .. } => {
+            ErrorCode::UnsupportedCompressionType
+        }
+        _ => ErrorCode::InvalidRecord,
+    }
+}
+
 /// Maps a storage rejection to its wire code.
 pub(super) fn storage_error(error: &strom_storage::Error) -> PbError {
     use strom_storage::Error as E;
     let code = match error {
-        E::InvalidBatch { .. } => ErrorCode::CorruptMessage,
+        E::InvalidBatch { source, .. } => batch_fault(source),
         E::EmptyAppend => ErrorCode::InvalidRequest,
         E::BatchTooLarge { .. } => ErrorCode::MessageTooLarge,
         E::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,

@@ -19,18 +19,22 @@ const MAX_IN_FLIGHT: usize = 64;
 
 type Answer = Pin<Box<dyn Future<Output = pb::ProduceStreamResponse> + Send>>;
 
-struct State<S> {
+struct State<S, E> {
     requests: S,
     requests_done: bool,
+    /// Why reading requests stopped, when it was not the client closing its side.
+    failed: Option<E>,
     in_flight: FuturesUnordered<Answer>,
     lookup: Lookup,
 }
 
-/// The answers to a stream of produce requests.
+/// The answers to a stream of produce requests. A request that cannot be read (it does not
+/// decode, or is larger than the broker accepts) stops the reading: the answers in flight are
+/// sent, then the stream ends with that error.
 pub fn produce_stream<S, E>(
     lookup: Lookup,
     requests: S,
-) -> impl Stream<Item = pb::ProduceStreamResponse> + Send + 'static
+) -> impl Stream<Item = Result<pb::ProduceStreamResponse, E>> + Send + 'static
 where
     S: Stream<Item = Result<pb::ProduceStreamRequest, E>> + Send + Unpin + 'static,
     E: Send + 'static,
@@ -38,6 +42,7 @@ where
     let state = State {
         requests,
         requests_done: false,
+        failed: None,
         in_flight: FuturesUnordered::new(),
         lookup,
     };
@@ -47,18 +52,22 @@ where
             tokio::select! {
                 biased;
                 Some(answer) = state.in_flight.next(), if !state.in_flight.is_empty() => {
-                    return Some((answer, state));
+                    return Some((Ok(answer), state));
                 }
                 request = state.requests.next(), if reading => match request {
                     Some(Ok(request)) => {
                         let answer = accept(&state.lookup, request).await;
                         state.in_flight.push(answer);
                     }
-                    // The client closed its side (or the transport failed): finish what is in
-                    // flight, then end.
-                    Some(Err(_)) | None => state.requests_done = true,
+                    // Finish what is in flight, then end with the error.
+                    Some(Err(error)) => {
+                        state.requests_done = true;
+                        state.failed = Some(error);
+                    }
+                    // The client closed its side: finish what is in flight, then end.
+                    None => state.requests_done = true,
                 },
-                else => return None,
+                else => return state.failed.take().map(|error| (Err(error), state)),
             }
         }
     })

@@ -61,9 +61,7 @@ impl AdminForwarder {
             let client = self.client(&address)?;
             let response = call(client, request.clone())
                 .await
-                .map_err(|status| {
-                    unavailable(format!("controller at {address}: {}", status.message()))
-                })?
+                .map_err(|status| refused(&address, &status))?
                 .into_inner();
             let hint = error_of(&response)
                 .filter(|e| e.code == ErrorCode::NotController as i32)
@@ -83,6 +81,19 @@ impl AdminForwarder {
 
 fn unavailable(message: String) -> PbError {
     PbError::new(ErrorCode::NotController, message)
+}
+
+/// The error for a call the controller answered with a gRPC status. Statuses about the
+/// request itself are final (retrying the same request cannot help); the others mean the
+/// controller could not be reached or gave up, which a retry after a metadata refresh may cure.
+fn refused(address: &str, status: &Status) -> PbError {
+    let message = format!("controller at {address}: {}", status.message());
+    let code = match status.code() {
+        tonic::Code::OutOfRange | tonic::Code::ResourceExhausted => ErrorCode::MessageTooLarge,
+        tonic::Code::InvalidArgument | tonic::Code::Unimplemented => ErrorCode::InvalidRequest,
+        _ => return unavailable(message),
+    };
+    PbError::new(code, message)
 }
 
 macro_rules! forward {

@@ -88,10 +88,20 @@ fn topic_metadata(state: &ClusterState, name: String) -> pb::TopicMetadata {
         topic: name,
         ..Default::default()
     };
-    let Some(topic) = TopicName::new(name.as_str())
-        .ok()
-        .and_then(|n| state.topics.get(&n))
-    else {
+    let topic_name = match TopicName::new(name.as_str()) {
+        Ok(topic_name) => topic_name,
+        Err(error) => {
+            return pb::TopicMetadata {
+                error: Some(PbError::new(
+                    ErrorCode::InvalidTopicException,
+                    format!("invalid topic name {name:?}: {error}"),
+                )),
+                topic: name,
+                ..Default::default()
+            };
+        }
+    };
+    let Some(topic) = state.topics.get(&topic_name) else {
         return unknown(name);
     };
     let partitions = state
@@ -151,7 +161,7 @@ impl BrokerService for BrokerGrpc {
         // (idempotently) on the partitions' next leader.
         let answers =
             futures::StreamExt::take_until(answers, self.closing.clone().cancelled_owned());
-        Ok(Response::new(Box::pin(answers.map(Ok))))
+        Ok(Response::new(Box::pin(answers)))
     }
 
     async fn fetch(

@@ -387,6 +387,12 @@ impl ReplicationService for ReplicationGrpc {
                 format!("replica id {} is negative", request.replica_id),
             )));
         };
+        if request.max_bytes < 0 || request.min_bytes < 0 || request.max_wait_ms < 0 {
+            return Ok(Response::new(whole(
+                ErrorCode::InvalidFetchSize,
+                "max_bytes, min_bytes and max_wait_ms must not be negative".to_owned(),
+            )));
+        }
         let registered = self
             .cache
             .snapshot()
@@ -412,7 +418,8 @@ impl ReplicationService for ReplicationGrpc {
                 .iter()
                 .flat_map(|t| &t.partitions)
                 .any(|p| p.error.is_some() || p.diverging_epoch.is_some());
-            if bytes >= min_bytes.max(1) || any_error || Instant::now() >= deadline {
+            // min_bytes 0 answers at once, as Fetch does.
+            if bytes >= min_bytes || any_error || Instant::now() >= deadline {
                 self.metrics.replicated_out(bytes);
                 let errors = topics
                     .iter()

@@ -3,6 +3,7 @@
 //! SIGCONT them).
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+pub mod bad_input;
 pub mod data;
 pub mod groups;
 pub mod members;

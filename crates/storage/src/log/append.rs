@@ -5,7 +5,7 @@
 
 use std::io::IoSlice;
 
-use strom_record::{BatchHeader, batches};
+use strom_record::{BatchHeader, RecordIter, batches};
 use strom_types::{LeaderEpoch, Offset};
 use tracing::info;
 
@@ -36,6 +36,10 @@ pub struct AppendInfo {
 }
 
 /// Validates every batch in `records`, returning each with its position.
+///
+/// Besides each header and CRC, every record is decoded (decompressing the batch): a batch
+/// whose records area does not hold exactly the records its header declares is refused
+/// before anything is appended, so consumers never meet a stored batch they cannot read.
 fn validate_all(records: &[u8], max_batch_bytes: usize) -> Result<Vec<(usize, BatchHeader)>> {
     let mut headers = Vec::new();
     let mut position = 0usize;
@@ -47,6 +51,9 @@ fn validate_all(records: &[u8], max_batch_bytes: usize) -> Result<Vec<(usize, Ba
                 max: max_batch_bytes,
             });
         }
+        let decoded =
+            RecordIter::new(bytes).and_then(|mut records| records.try_for_each(|r| r.map(drop)));
+        decoded.map_err(|source| Error::InvalidBatch { position, source })?;
         headers.push((position, header));
         position += bytes.len();
     }

@@ -102,6 +102,12 @@ pub enum Error {
         /// The group.
         group: String,
     },
+    /// A timestamp to look offsets up by that no record can have.
+    #[error("timestamp {timestamp} is negative; offsets are looked up by a time since the epoch")]
+    InvalidTimestamp {
+        /// The timestamp asked for, in milliseconds.
+        timestamp: i64,
+    },
     /// The operation needs a group without members.
     #[error("group {group:?} has {members} active member(s); stop them first")]
     NonEmptyGroup {
@@ -206,6 +212,7 @@ impl Error {
             Error::CoordinatorNotAvailable { .. } => ErrorCode::CoordinatorNotAvailable,
             Error::GroupNotFound { .. } => ErrorCode::GroupIdNotFound,
             Error::NonEmptyGroup { .. } => ErrorCode::NonEmptyGroup,
+            Error::InvalidTimestamp { .. } => ErrorCode::InvalidTimestamp,
             Error::UnknownTopicOrPartition { .. } => ErrorCode::UnknownTopicOrPartition,
             Error::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
             Error::CommitBehind { .. } => ErrorCode::CommitOffsetBehind,

@@ -166,12 +166,21 @@ impl CoordinatorService for CoordinatorGrpc {
                     BTreeMap::new();
                 for c in found {
                     let record = c.committed;
+                    // No partition has a negative index: asking for one is a mistake, not a
+                    // partition without a commit.
+                    let error = (c.partition < 0).then(|| {
+                        crate::Error::UnknownTopicOrPartition {
+                            topic: c.topic.clone(),
+                            partition: c.partition,
+                        }
+                        .to_pb()
+                    });
                     topics
                         .entry(c.topic)
                         .or_default()
                         .push(pb::FetchOffsetsPartitionResult {
                             partition: c.partition,
-                            error: None,
+                            error,
                             offset: record.as_ref().map(|r| r.offset),
                             leader_epoch: record.as_ref().and_then(|r| r.leader_epoch),
                             metadata: record.map(|r| r.metadata).unwrap_or_default(),
@@ -201,9 +210,13 @@ impl CoordinatorService for CoordinatorGrpc {
         request: Request<pb::ListGroupsRequest>,
     ) -> Reply<pb::ListGroupsResponse> {
         let states = request.into_inner().states;
-        if states.contains(&(pb::GroupState::Unspecified as i32)) {
+        let unknown = states.iter().find(|state| {
+            **state == pb::GroupState::Unspecified as i32
+                || pb::GroupState::try_from(**state).is_err()
+        });
+        if let Some(state) = unknown {
             let error = crate::Error::InvalidRequest {
-                reason: "GROUP_STATE_UNSPECIFIED is not a state to filter by".to_owned(),
+                reason: format!("{state} is not a group state to filter by"),
             };
             return Ok(Response::new(pb::ListGroupsResponse {
                 error: Some(error.to_pb()),

@@ -320,8 +320,9 @@ async fn undecodable_oversized_and_misdirected_internal_messages_are_refused() {
     let call = replication.offsets_for_leader_epoch(lookup);
     let found = answer("epoch lookup", call).await;
     let result = &found.topics[0].partitions[0];
-    let elsewhere = Some(ErrorCode::NotLeaderOrFollower);
-    assert_eq!(code(result.error.as_ref()), elsewhere, "{found:?}");
+    // The topic exists under another id: the lookup names the mismatch.
+    let mismatch = Some(ErrorCode::InconsistentTopicId);
+    assert_eq!(code(result.error.as_ref()), mismatch, "{found:?}");
     let metadata = brokers[0].metadata().await.unwrap();
     assert!(metadata.topics.iter().any(|t| t.topic == TOPIC));
     controller.stop().await;

@@ -291,7 +291,6 @@ async fn replication_requests_with_bad_input_are_refused_and_replication_goes_on
 /// is an inconsistent topic id; and a negative leader epoch or replica id is an invalid request
 /// rather than an answer about an epoch no log has.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open defects: a negative partition_max_bytes is accepted; a mismatched topic id answers NOT_LEADER_OR_FOLLOWER, not INCONSISTENT_TOPIC_ID; OffsetsForLeaderEpoch accepts a negative epoch and replica id"]
 async fn edge_inputs_get_the_answers_the_contract_names() {
     let Some(Cluster {
         etcd: _etcd,

@@ -443,10 +443,10 @@ fn deleted_logs_refuse_further_use() {
 }
 
 #[test]
-fn the_append_path_reads_headers_only() {
-    // A batch whose records area is not decodable, but whose header, length and CRC are
-    // consistent: the leader accepts it because it never decodes records, which is what keeps
-    // appends at header cost. Consumers that decode it get the decoder's error.
+fn the_append_path_refuses_records_that_do_not_decode() {
+    // A batch whose header, length and CRC are consistent but whose records area does not
+    // decode: the leader decodes every record before appending, so it is refused and nothing
+    // is stored; a consumer would never meet a stored batch it cannot read.
     let f = Fixture::new(Kind::Memory);
     let log = f.open(LogConfig::default());
     let mut bytes = batch(&["0123456789"], START_MS).to_vec();
@@ -456,9 +456,14 @@ fn the_append_path_reads_headers_only() {
     }
     let crc = strom_record::compute_crc(&bytes);
     bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+    assert!(strom_record::validate_batch(&bytes).is_ok());
     assert!(strom_record::decode_records(&bytes).is_err());
-    let info = log.append_as_leader(&bytes, E1).unwrap();
-    assert_eq!(info.record_count, 1);
+    let refused = log.append_as_leader(&bytes, E1);
+    assert!(
+        matches!(refused, Err(Error::InvalidBatch { position: 0, .. })),
+        "{refused:?}"
+    );
+    assert_eq!(log.log_end_offset().unwrap(), Offset::new(0));
 }
 
 #[test]

@@ -8,7 +8,7 @@ use strom_proto::common::v1::{Error as PbError, ErrorCode};
 use strom_proto::replication::v1 as pb;
 use strom_proto::replication::v1::replication_service_server::ReplicationService;
 use strom_storage::ReadBound;
-use strom_types::{BrokerId, LeaderEpoch, Offset, PartitionId, TopicId};
+use strom_types::{BrokerId, LeaderEpoch, Offset, PartitionId, TopicId, TopicName};
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
@@ -105,7 +105,7 @@ impl ReplicationGrpc {
                     .fetch_partition(
                         follower,
                         request.broker_epoch,
-                        &topic.topic_id,
+                        (&topic.topic, &topic.topic_id),
                         wanted,
                         budget,
                     )
@@ -127,7 +127,7 @@ impl ReplicationGrpc {
         &self,
         follower: BrokerId,
         broker_epoch: i64,
-        topic_id: &str,
+        (topic, topic_id): (&str, &str),
         wanted: &pb::FollowerFetchPartition,
         budget: usize,
     ) -> pb::FollowerFetchPartitionResult {
@@ -137,11 +137,8 @@ impl ReplicationGrpc {
             .ok()
             .zip(PartitionId::try_new(index).ok());
         let Some(replica) = key.and_then(|(t, p)| self.replicas.get(t, p)) else {
-            return Self::partition_error(
-                index,
-                ErrorCode::NotLeaderOrFollower,
-                "this broker holds no replica of the partition",
-            );
+            let (code, message) = self.missing_replica(topic, topic_id);
+            return Self::partition_error(index, code, message);
         };
         let Role::Leader(epoch) = replica.role else {
             return Self::partition_error(
@@ -387,10 +384,20 @@ impl ReplicationService for ReplicationGrpc {
                 format!("replica id {} is negative", request.replica_id),
             )));
         };
-        if request.max_bytes < 0 || request.min_bytes < 0 || request.max_wait_ms < 0 {
+        let negative_partition_size = request
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .any(|p| p.partition_max_bytes < 0);
+        if request.max_bytes < 0
+            || request.min_bytes < 0
+            || request.max_wait_ms < 0
+            || negative_partition_size
+        {
             return Ok(Response::new(whole(
                 ErrorCode::InvalidFetchSize,
-                "max_bytes, min_bytes and max_wait_ms must not be negative".to_owned(),
+                "max_bytes, min_bytes, max_wait_ms and partition_max_bytes must not be negative"
+                    .to_owned(),
             )));
         }
         let registered = self
@@ -444,7 +451,20 @@ impl ReplicationService for ReplicationGrpc {
         for topic in request.topics {
             let mut partitions = Vec::with_capacity(topic.partitions.len());
             for lookup in topic.partitions {
-                partitions.push(self.epoch_lookup(&topic.topic_id, &lookup).await);
+                let result = if request.replica_id.is_some_and(|id| id < 0) {
+                    pb::OffsetsForLeaderEpochPartitionResult {
+                        partition: lookup.partition,
+                        error: Some(PbError::new(
+                            ErrorCode::InvalidRequest,
+                            "replica_id must not be negative",
+                        )),
+                        ..Default::default()
+                    }
+                } else {
+                    self.epoch_lookup((&topic.topic, &topic.topic_id), &lookup)
+                        .await
+                };
+                partitions.push(result);
             }
             topics.push(pb::OffsetsForLeaderEpochTopicResult {
                 topic: topic.topic,
@@ -459,9 +479,32 @@ impl ReplicationService for ReplicationGrpc {
 }
 
 impl ReplicationGrpc {
+    /// Why this broker holds no replica of `topic` under `topic_id`: the id is malformed or
+    /// not the topic's current one (it was deleted and created again), or the broker is simply
+    /// not a replica of the partition.
+    fn missing_replica(&self, topic: &str, topic_id: &str) -> (ErrorCode, &'static str) {
+        let current = TopicName::new(topic)
+            .ok()
+            .and_then(|name| self.cache.snapshot().topics.get(&name).map(|t| t.id));
+        match (topic_id.parse::<TopicId>(), current) {
+            (Err(_), _) if !topic_id.is_empty() => (
+                ErrorCode::InconsistentTopicId,
+                "the topic id is not a valid id",
+            ),
+            (Ok(id), Some(current)) if id != current => (
+                ErrorCode::InconsistentTopicId,
+                "the topic id is not the topic's current id",
+            ),
+            _ => (
+                ErrorCode::NotLeaderOrFollower,
+                "this broker holds no replica of the partition",
+            ),
+        }
+    }
+
     async fn epoch_lookup(
         &self,
-        topic_id: &str,
+        (topic, topic_id): (&str, &str),
         lookup: &pb::OffsetsForLeaderEpochPartition,
     ) -> pb::OffsetsForLeaderEpochPartitionResult {
         let failed = |code: ErrorCode, message: String| pb::OffsetsForLeaderEpochPartitionResult {
@@ -469,15 +512,19 @@ impl ReplicationGrpc {
             error: Some(PbError::new(code, message)),
             ..Default::default()
         };
+        if lookup.leader_epoch < 0 {
+            return failed(
+                ErrorCode::InvalidRequest,
+                format!("leader epoch {} is negative", lookup.leader_epoch),
+            );
+        }
         let key = topic_id
             .parse::<TopicId>()
             .ok()
             .zip(PartitionId::try_new(lookup.partition).ok());
         let Some(replica) = key.and_then(|(t, p)| self.replicas.get(t, p)) else {
-            return failed(
-                ErrorCode::NotLeaderOrFollower,
-                "this broker holds no replica of the partition".to_owned(),
-            );
+            let (code, message) = self.missing_replica(topic, topic_id);
+            return failed(code, message.to_owned());
         };
         let Role::Leader(epoch) = replica.role else {
             return failed(

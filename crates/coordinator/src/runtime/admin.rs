@@ -234,14 +234,15 @@ impl Coordinator {
         let strategy = request.strategy.ok_or_else(|| Error::InvalidRequest {
             reason: "choose a reset strategy".to_owned(),
         })?;
-        let slot = self.slot(group, true).await?;
-        let members = slot.runtime.lock().await.group.members.len();
-        if members > 0 && !request.dry_run {
-            return Err(Error::NonEmptyGroup {
-                group: group.to_owned(),
-                members,
+        if let Strategy::ToTimestampMs(timestamp) = &strategy
+            && *timestamp < 0
+        {
+            return Err(Error::InvalidTimestamp {
+                timestamp: *timestamp,
             });
         }
+        // Everything about the request is checked before the group is claimed, so a refused
+        // reset of a never-used group id leaves no group behind.
         let view = self.topics();
         let count = view
             .topics
@@ -261,6 +262,14 @@ impl Coordinator {
             return Err(Error::UnknownTopicOrPartition {
                 topic: request.topic.clone(),
                 partition: *bad,
+            });
+        }
+        let slot = self.slot(group, true).await?;
+        let members = slot.runtime.lock().await.group.members.len();
+        if members > 0 && !request.dry_run {
+            return Err(Error::NonEmptyGroup {
+                group: group.to_owned(),
+                members,
             });
         }
         let topic = request.topic.as_str();

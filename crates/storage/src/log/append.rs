@@ -1,7 +1,8 @@
 //! Appends: as leader (assigning offsets) and as follower (offsets already assigned).
 //!
 //! Both validate every batch's header and CRC before writing anything, so bad input never
-//! leaves a partial append. Neither decodes records: the append path touches batch headers only.
+//! leaves a partial append. The leader also decodes every record of a produced batch, so no
+//! batch a consumer cannot read is stored; a follower writes the leader's bytes as they are.
 
 use std::io::IoSlice;
 

@@ -120,7 +120,7 @@ fn check_partition(topic: &str, partition: i32) {
 
 /// Validates config overrides as the controller does for a topic with `replication_factor`
 /// replicas. What it accepts must be normalised already, and must make a partition log config
-/// that passes `LogConfig::validate`, converted as `strom_broker::replicas::log_config` does.
+/// that passes `LogConfig::validate`, converted as brokers convert it.
 fn check_configs<'a>(
     overrides: impl IntoIterator<Item = (&'a String, &'a String)>,
     replication_factor: u16,
@@ -137,16 +137,7 @@ fn check_configs<'a>(
         "normalised configs validate to themselves"
     );
     let settings = strom_topic_config::log_settings(&configs);
-    let config = LogConfig {
-        segment_bytes: settings.segment_bytes,
-        segment_ms: settings.segment_ms,
-        retention_ms: settings.retention_ms,
-        retention_bytes: settings.retention_bytes,
-        index_interval_bytes: settings.index_interval_bytes,
-        max_batch_bytes: settings.max_message_bytes,
-        flush_messages: settings.flush_messages,
-        flush_ms: settings.flush_ms,
-    };
+    let config = LogConfig::from(&settings);
     assert!(
         config.validate().is_ok(),
         "accepted configs {configs:?} make an invalid log config {config:?}"

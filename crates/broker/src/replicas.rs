@@ -234,8 +234,11 @@ impl ReplicaManager {
                 && replica.settings != settings
             {
                 let log = Arc::clone(&replica.log);
-                blocking(move || log.set_config(log_config(&settings)).map_err(Error::from))
-                    .await?;
+                blocking(move || {
+                    log.set_config(LogConfig::from(&settings))
+                        .map_err(Error::from)
+                })
+                .await?;
                 info!(partition = %tp, "topic configs changed; log reconfigured");
                 replica.settings = settings;
                 self.replicas.insert(key, replica.clone());
@@ -251,7 +254,9 @@ impl ReplicaManager {
                     self.replicas.insert(key, replica);
                 }
                 None => {
-                    let log = self.open(key.0, tp.clone(), log_config(&settings)).await?;
+                    let log = self
+                        .open(key.0, tp.clone(), LogConfig::from(&settings))
+                        .await?;
                     info!(partition = %tp, ?role, "replica created");
                     let replica = Replica {
                         topic_id: key.0,
@@ -375,20 +380,6 @@ impl ReplicaManager {
                 warn!(partition = %replica.partition, %error, "could not close a partition log cleanly");
             }
         }
-    }
-}
-
-/// The storage config for a topic's log settings.
-pub fn log_config(settings: &LogSettings) -> LogConfig {
-    LogConfig {
-        segment_bytes: settings.segment_bytes,
-        segment_ms: settings.segment_ms,
-        retention_ms: settings.retention_ms,
-        retention_bytes: settings.retention_bytes,
-        index_interval_bytes: settings.index_interval_bytes,
-        max_batch_bytes: settings.max_message_bytes,
-        flush_messages: settings.flush_messages,
-        flush_ms: settings.flush_ms,
     }
 }
 

@@ -73,6 +73,17 @@ impl RecordIter {
     /// As [`RecordIter::new`], with a custom limit on the decompressed records area.
     pub fn with_limit(batch: &[u8], max_decompressed: usize) -> Result<Self> {
         let header = validate_batch(batch)?;
+        Self::decompressed(header, batch, max_decompressed)
+    }
+
+    /// As [`RecordIter::new`] for a batch already validated, with the header
+    /// [`validate_batch`] (or [`crate::batches`]) returned for it: the CRC is not computed
+    /// again.
+    pub fn for_validated(header: BatchHeader, batch: &[u8]) -> Result<Self> {
+        Self::decompressed(header, batch, MAX_DECOMPRESSED_SIZE)
+    }
+
+    fn decompressed(header: BatchHeader, batch: &[u8], max_decompressed: usize) -> Result<Self> {
         let compression = header.compression()?;
         let area = &batch[HEADER_SIZE..];
         let data = match compression {
@@ -389,6 +400,19 @@ mod tests {
         assert_eq!(records[1].offset, 101);
         assert_eq!(records[1].timestamp, 5_000);
         assert_eq!(records[1].key.as_deref(), Some(&b"k"[..]));
+    }
+
+    #[test]
+    fn a_validated_batch_decodes_without_a_second_check() {
+        let mut area = record(0);
+        area.extend(record(1));
+        let batch = batch_around(&area, 2, 1);
+        let header = validate_batch(&batch).unwrap();
+        let records: Vec<Record> = RecordIter::for_validated(header, &batch)
+            .unwrap()
+            .collect::<Result<_>>()
+            .unwrap();
+        assert_eq!(records, decode_records(&batch).unwrap());
     }
 
     #[test]

@@ -26,6 +26,22 @@ pub struct LogConfig {
     pub flush_ms: Option<i64>,
 }
 
+impl From<&strom_topic_config::LogSettings> for LogConfig {
+    /// The log config for a topic's settings (its stored configs with defaults filled in).
+    fn from(settings: &strom_topic_config::LogSettings) -> Self {
+        Self {
+            segment_bytes: settings.segment_bytes,
+            segment_ms: settings.segment_ms,
+            retention_ms: settings.retention_ms,
+            retention_bytes: settings.retention_bytes,
+            index_interval_bytes: settings.index_interval_bytes,
+            max_batch_bytes: settings.max_message_bytes,
+            flush_messages: settings.flush_messages,
+            flush_ms: settings.flush_ms,
+        }
+    }
+}
+
 /// Smallest allowed `segment.bytes`, as in Kafka (14 bytes less than a batch is useless).
 pub const MIN_SEGMENT_BYTES: u64 = 14;
 

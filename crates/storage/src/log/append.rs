@@ -52,8 +52,8 @@ fn validate_all(records: &[u8], max_batch_bytes: usize) -> Result<Vec<(usize, Ba
                 max: max_batch_bytes,
             });
         }
-        let decoded =
-            RecordIter::new(bytes).and_then(|mut records| records.try_for_each(|r| r.map(drop)));
+        let decoded = RecordIter::for_validated(header, bytes)
+            .and_then(|mut records| records.try_for_each(|r| r.map(drop)));
         decoded.map_err(|source| Error::InvalidBatch { position, source })?;
         headers.push((position, header));
         position += bytes.len();

@@ -115,10 +115,10 @@ pub fn plan_create_topic(
     })
 }
 
-/// Checks the name's syntax, that no topic has it, and that it does not collide with an
-/// existing name differing only in `.` versus `_`.
-fn validate_name(raw: &str, view: &ClusterView) -> Result<TopicName> {
-    let name = TopicName::new(raw).map_err(|e| match e {
+/// Parses a topic name a request carries: one that breaks the naming rules is
+/// `INVALID_TOPIC_EXCEPTION`, whatever the request.
+pub(crate) fn parse_topic_name(raw: &str) -> Result<TopicName> {
+    TopicName::new(raw).map_err(|e| match e {
         strom_types::Error::InvalidTopicName { name, reason } => {
             Error::InvalidTopicName { name, reason }
         }
@@ -127,7 +127,13 @@ fn validate_name(raw: &str, view: &ClusterView) -> Result<TopicName> {
             name: raw.to_owned(),
             reason: "not a valid topic name",
         },
-    })?;
+    })
+}
+
+/// Checks the name's syntax, that no topic has it, and that it does not collide with an
+/// existing name differing only in `.` versus `_`.
+fn validate_name(raw: &str, view: &ClusterView) -> Result<TopicName> {
+    let name = parse_topic_name(raw)?;
     if view.topic_by_name(&name).is_some() {
         return Err(Error::TopicAlreadyExists { topic: name });
     }

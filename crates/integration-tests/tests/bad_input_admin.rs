@@ -470,7 +470,6 @@ async fn undecodable_and_oversized_admin_messages_are_refused() {
 /// what creating would do, so the second of two equal names already exists; and an invalid
 /// topic name is not the retriable "unknown topic".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open defects: validate_only misses a repeated name; the controller answers invalid topic names UNKNOWN_TOPIC_OR_PARTITION"]
 async fn edge_inputs_get_the_answers_the_contract_names() {
     let Some(Cluster {
         etcd: _etcd,

@@ -106,7 +106,6 @@ async fn undecodable_and_oversized_group_messages_are_refused() {
 /// partition is an unknown partition; an unknown state filter is an invalid request; and a
 /// reset to a negative timestamp is an invalid timestamp, not a retriable leader problem.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open defects: refused heartbeats create phantom groups (the group is claimed before the heartbeat is validated); the broker's FindCoordinator accepts ids the coordinators refuse"]
 async fn edge_inputs_get_the_answers_the_contract_names() {
     let Some(cluster) = GroupCluster::start("bad-groups-contract", 1, 3).await else {
         return;

@@ -5,11 +5,13 @@
 //! handles an unchecked topic name. This crate does no I/O and depends on no workspace crate.
 
 mod error;
+mod group;
 mod ids;
 mod topic;
 mod topic_id;
 
 pub use error::{Error, Result};
+pub use group::{MAX_GROUP_ID_LENGTH, group_id_problem};
 pub use ids::{
     BrokerId, LeaderEpoch, Offset, PartitionId, ProducerEpoch, ProducerId, Sequence, Timestamp,
 };

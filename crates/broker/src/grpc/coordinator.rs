@@ -26,10 +26,10 @@ impl CoordinatorLocator {
 
     /// The coordinator of `group`, or why there is none.
     async fn locate(&self, group: &str) -> Result<(i32, String), PbError> {
-        if group.is_empty() || group.contains('/') {
+        if let Some(reason) = strom_types::group_id_problem(group) {
             return Err(PbError::new(
                 ErrorCode::InvalidGroupId,
-                format!("invalid group id {group:?}: must be non-empty and without '/'"),
+                format!("invalid group id {group:?}: {reason}"),
             ));
         }
         let coordinators = self.cache.snapshot().coordinators.clone();

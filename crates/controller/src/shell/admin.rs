@@ -8,6 +8,7 @@ use strom_proto::common::v1::{Broker, Error as PbError};
 use strom_types::{TopicId, TopicName};
 
 use super::active::Active;
+use crate::view::ClusterView;
 use crate::{Error, NewTopic, plan_create_topic, topic_config};
 
 /// The wire form of an error.
@@ -21,9 +22,12 @@ impl Active {
         request: pb::CreateTopicsRequest,
     ) -> pb::CreateTopicsResponse {
         let mut results = Vec::with_capacity(request.topics.len());
+        // A validation plans every topic against a scratch copy of the view, so later topics
+        // of the request meet earlier ones as they would in a real creation.
+        let mut scratch = request.validate_only.then(|| self.mirror.view.clone());
         for topic in request.topics {
             let name = topic.topic.clone();
-            let result = match self.create_topic(topic, request.validate_only).await {
+            let result = match self.create_topic(topic, scratch.as_mut()).await {
                 Ok((id, partitions, rf)) => pb::CreateTopicResult {
                     topic: name,
                     error: None,
@@ -45,10 +49,11 @@ impl Active {
         }
     }
 
+    /// Creates `topic`, or only plans it into `scratch` when validating.
     async fn create_topic(
         &mut self,
         topic: pb::NewTopic,
-        validate_only: bool,
+        scratch: Option<&mut ClusterView>,
     ) -> Result<(Option<TopicId>, u32, u16), Error> {
         let request = NewTopic {
             name: topic.topic,
@@ -58,15 +63,11 @@ impl Active {
         };
         let id = TopicId::new(rand::random::<u128>());
         let start = rand::random::<u32>() as usize;
-        let plan = plan_create_topic(
-            &request,
-            &self.settings.topic_defaults,
-            &self.mirror.view,
-            id,
-            start,
-        )?;
+        let view = scratch.as_deref().unwrap_or(&self.mirror.view);
+        let plan = plan_create_topic(&request, &self.settings.topic_defaults, view, id, start)?;
         let (partitions, rf) = (plan.topic.partitions, plan.topic.replication_factor);
-        if validate_only {
+        if let Some(view) = scratch {
+            view.topics.insert(id, plan.topic);
             return Ok((None, partitions, rf));
         }
         match self
@@ -147,7 +148,7 @@ impl Active {
         let unknown = || Error::UnknownTopic {
             topic: name.to_owned(),
         };
-        let parsed = TopicName::new(name).map_err(|_| unknown())?;
+        let parsed = crate::create_topic::parse_topic_name(name)?;
         let topic = self
             .mirror
             .view

@@ -321,7 +321,7 @@ fn effective_session_timeout(input: &HeartbeatInput, limits: &GroupLimits) -> i3
 }
 
 /// Checks what can be checked without the group.
-fn validate(input: &HeartbeatInput, limits: &GroupLimits) -> Result<()> {
+pub(crate) fn validate(input: &HeartbeatInput, limits: &GroupLimits) -> Result<()> {
     if input.member_id.is_empty() {
         return Err(Error::MemberIdRequired);
     }

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use strom_types::TopicId;
 
+pub(crate) use heartbeat::validate as validate_heartbeat;
 pub use heartbeat::{GroupLimits, HeartbeatInput, HeartbeatOutput, Leave, Subscription};
 pub use member::{Member, MemberState};
 pub use target::TopicsView;

@@ -5,19 +5,31 @@ use tokio::time::Instant;
 use tracing::info;
 
 use super::Coordinator;
-use crate::group::{HeartbeatInput, HeartbeatOutput};
+use crate::group::{HeartbeatInput, HeartbeatOutput, validate_heartbeat};
 use crate::{Error, Result};
 
 impl Coordinator {
     /// Handles a member's heartbeat for `group`.
+    ///
+    /// A heartbeat refused for its own content claims nothing; one refused by a group that
+    /// was never stored gives the claim on it back, so no phantom group is listed.
     pub async fn heartbeat(&self, group: &str, input: HeartbeatInput) -> Result<HeartbeatOutput> {
+        validate_heartbeat(&input, &self.inner.settings.limits)?;
         let slot = self.slot(group, true).await?;
         let mut runtime = slot.runtime.lock().await;
         let view = self.topics();
         let mut next = runtime.group.clone();
         let member_id = input.member_id.clone();
         let joining = input.member_epoch == 0;
-        let output = next.heartbeat(input, &view, &self.inner.settings.limits)?;
+        let output = match next.heartbeat(input, &view, &self.inner.settings.limits) {
+            Ok(output) => output,
+            Err(error) => {
+                if !runtime.stored && runtime.offsets.is_empty() {
+                    self.release_unused(&slot).await;
+                }
+                return Err(error);
+            }
+        };
         if output.changed || !runtime.stored {
             self.persist(&slot, &next).await?;
             runtime.stored = true;

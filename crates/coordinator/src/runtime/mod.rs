@@ -31,8 +31,7 @@ pub use commit::{CommitOutcome, CommitPartition, CommittedOffset};
 use slot::GroupRuntime;
 pub use slot::GroupSlot;
 
-/// Longest group id, as in Kafka.
-pub const MAX_GROUP_ID_LENGTH: usize = 255;
+pub use strom_types::MAX_GROUP_ID_LENGTH;
 
 /// Settings the runtime needs beyond the group limits.
 #[derive(Debug, Clone)]
@@ -268,6 +267,20 @@ impl Coordinator {
         }
     }
 
+    /// Gives back the claim on a group that was never stored (no state, no offsets): deletes
+    /// its owner key under the fence and drops the slot. If that fails the claim stays, and the
+    /// group is listed (empty) until it expires.
+    async fn release_unused(&self, slot: &Arc<GroupSlot>) {
+        let keys = &self.inner.keys;
+        let txn = Txn::new()
+            .when([slot.owner().fence(keys, slot.name())])
+            .then([Op::delete(keys.group_owner(slot.name()))]);
+        if let Err(error) = self.inner.store.txn(txn).await {
+            warn!(group = slot.name(), %error, "could not give back the claim on an unused group");
+        }
+        self.drop_slot(slot);
+    }
+
     /// Writes `group` under the owner fence. On a lost fence the slot is dropped and the
     /// caller gets NOT_COORDINATOR.
     async fn persist(&self, slot: &Arc<GroupSlot>, group: &Group) -> Result<()> {
@@ -299,22 +312,14 @@ impl Coordinator {
     }
 }
 
-/// Checks a group id: 1 to 255 printable characters, no `/` (it separates etcd key segments)
-/// and no whitespace.
+/// Checks a group id against [`strom_types::group_id_problem`]: 1 to 255 printable
+/// characters, no `/` (it separates etcd key segments) and no whitespace.
 pub fn validate_group_id(group: &str) -> Result<()> {
-    let reason = if group.is_empty() {
-        "must not be empty"
-    } else if group.len() > MAX_GROUP_ID_LENGTH {
-        "must be at most 255 bytes"
-    } else if group.contains('/') {
-        "must not contain '/'"
-    } else if group.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        "must not contain whitespace or control characters"
-    } else {
-        return Ok(());
-    };
-    Err(Error::InvalidGroupId {
-        group: group.to_owned(),
-        reason,
-    })
+    match strom_types::group_id_problem(group) {
+        None => Ok(()),
+        Some(reason) => Err(Error::InvalidGroupId {
+            group: group.to_owned(),
+            reason,
+        }),
+    }
 }

@@ -103,6 +103,7 @@ impl BoundBroker {
             MetadataSync::start(meta.clone(), self.config.resync_interval.0).await?;
         let (epoch_tx, epoch_rx) = watch::channel(None);
         let health_epoch = epoch_rx.clone();
+        let registered = epoch_rx.clone();
         let registration = BrokerRegistration {
             id,
             rack: self.config.rack.clone(),
@@ -179,6 +180,7 @@ impl BoundBroker {
                     },
                     producer_ids,
                     shutdown.clone(),
+                    registered,
                 ))
                 .max_decoding_message_size(max_request),
             )

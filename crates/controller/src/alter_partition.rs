@@ -7,12 +7,14 @@
 //! 2. the proposal's leader epoch is the partition's (older: `FENCED_LEADER_EPOCH`, newer:
 //!    `UNKNOWN_LEADER_EPOCH`) and the proposer is the leader (else `FENCED_LEADER_EPOCH`);
 //! 3. the proposal's partition epoch is the partition's (else `INVALID_UPDATE_VERSION`);
-//! 4. the new ISR is non-empty, has no duplicates, only replicas, and the leader (else
-//!    `INVALID_REQUEST`);
+//! 4. the new ISR is non-empty, has no duplicates and only replicas (else `INVALID_REQUEST`);
 //! 5. every member is live under the broker epoch the proposal names for it (else
 //!    `INELIGIBLE_REPLICA`), so a replica that restarted after catching up cannot join.
 //!
-//! The leader and leader epoch never change here; only the ISR and the partition epoch do.
+//! A proposal that names the leader changes only the ISR and the partition epoch. One that
+//! leaves the leader out is a resignation (a leader whose own copy of the log is damaged gives
+//! up leadership): the first member in replica order becomes the leader, under the next leader
+//! epoch.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -78,7 +80,7 @@ pub fn alter_partition(
             current: current.partition_epoch,
         });
     }
-    let members = check_shape(current, proposer, proposal)?;
+    let members = check_shape(current, proposal)?;
     for member in &proposal.new_isr {
         let registered = live.get(&member.broker).map(|b| b.broker_epoch);
         if registered != Some(member.broker_epoch) {
@@ -94,16 +96,22 @@ pub fn alter_partition(
     if members == current.isr.iter().copied().collect::<BTreeSet<_>>() {
         return Ok(current.clone());
     }
-    let isr = current
+    let isr: Vec<BrokerId> = current
         .replicas
         .iter()
         .copied()
         .filter(|r| members.contains(r))
         .collect();
+    let (leader, leader_epoch) = if members.contains(&proposer) {
+        (current.leader, current.leader_epoch)
+    } else {
+        // A resignation: the ISR is non-empty, so it has a first member.
+        (isr.first().copied(), current.leader_epoch.next())
+    };
     Ok(PartitionRecord {
         replicas: current.replicas.clone(),
-        leader: current.leader,
-        leader_epoch: current.leader_epoch,
+        leader,
+        leader_epoch,
         isr,
         partition_epoch: current.partition_epoch + 1,
     })
@@ -144,11 +152,9 @@ fn check_leadership(
     Ok(())
 }
 
-/// Step 4: the new ISR is a non-empty set of replicas containing the leader; returns it as a
-/// set.
+/// Step 4: the new ISR is a non-empty set of replicas; returns it as a set.
 fn check_shape(
     current: &PartitionRecord,
-    leader: BrokerId,
     proposal: &AlterPartitionProposal,
 ) -> Result<BTreeSet<BrokerId>> {
     let invalid = |reason| Error::InvalidIsr {
@@ -167,9 +173,6 @@ fn check_shape(
         if !current.replicas.contains(&member.broker) {
             return Err(invalid("the ISR names a broker that is not a replica"));
         }
-    }
-    if !members.contains(&leader) {
-        return Err(invalid("the ISR must contain the leader"));
     }
     Ok(members)
 }
@@ -328,11 +331,10 @@ mod tests {
 
     #[test]
     fn malformed_isrs_are_invalid_requests() {
-        let cases: [(&[i32], &str); 4] = [
+        let cases: [(&[i32], &str); 3] = [
             (&[], "empty"),
             (&[1, 2, 2], "twice"),
             (&[1, 4], "not a replica"),
-            (&[2, 3], "leader"),
         ];
         for (members, why) in cases {
             let mut p = proposal(members);
@@ -356,6 +358,20 @@ mod tests {
             }
             assert_eq!(code(result), ErrorCode::InvalidRequest);
         }
+    }
+
+    #[test]
+    fn a_leader_leaving_itself_out_resigns_to_the_first_member() {
+        let record = propose(&proposal(&[3, 2])).unwrap();
+        assert_eq!(record.leader, Some(b(2)));
+        assert_eq!(record.leader_epoch, LeaderEpoch::new(5));
+        assert_eq!(record.isr, vec![b(2), b(3)]);
+        assert_eq!(record.partition_epoch, 10);
+        // The successor must be live under the epoch named for it, like any member.
+        let mut brokers = live();
+        brokers.remove(&b(2));
+        let dead = alter_partition(&current(), b(1), 101, &brokers, &proposal(&[2]));
+        assert_eq!(code(dead), ErrorCode::IneligibleReplica);
     }
 
     #[test]

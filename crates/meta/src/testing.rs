@@ -1,4 +1,5 @@
-//! Test support: a real etcd on free loopback ports with a temporary data directory.
+//! Test support: a real etcd on free loopback ports (or in a network namespace the test
+//! created) with a temporary data directory.
 //!
 //! Tests that need etcd call [`EtcdServer::start`] (a private instance, e.g. to restart it) or
 //! [`shared_etcd`] (one instance per test binary; give each test its own key prefix). When the
@@ -31,6 +32,10 @@ pub struct EtcdServer {
     data: tempfile::TempDir,
     client_port: u16,
     peer_port: u16,
+    /// The address it listens on.
+    host: String,
+    /// The network namespace it runs in (`ip netns exec`); `None` for the test's own.
+    netns: Option<String>,
     guard: Option<(Child, ChildStdin)>,
 }
 
@@ -82,6 +87,12 @@ impl EtcdServer {
     /// Starts a private etcd and waits until it answers; `None` (test skipped) when etcd is not
     /// installed and not required.
     pub async fn start() -> Option<Self> {
+        Self::start_on("127.0.0.1", None).await
+    }
+
+    /// As [`EtcdServer::start`], listening on `host` inside network namespace `netns` (one
+    /// the test created; `None` for the test's own).
+    pub async fn start_on(host: &str, netns: Option<&str>) -> Option<Self> {
         let Some(binary) = find_binary() else {
             assert!(
                 std::env::var(REQUIRE_ETCD_ENV).as_deref() != Ok("1"),
@@ -102,6 +113,8 @@ impl EtcdServer {
             data,
             client_port: free_port(),
             peer_port: free_port(),
+            host: host.to_owned(),
+            netns: netns.map(str::to_owned),
             guard: None,
         };
         server.launch().await;
@@ -110,7 +123,7 @@ impl EtcdServer {
 
     /// The client URL, e.g. `http://127.0.0.1:40123`.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        format!("http://{}:{}", self.host, self.client_port)
     }
 
     /// Connection options for this server.
@@ -151,7 +164,7 @@ impl EtcdServer {
     async fn launch(&mut self) {
         let name = "strom-test";
         let client = self.endpoint();
-        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let peer = format!("http://{}:{}", self.host, self.peer_port);
         let args = [
             "--logger=zap".to_owned(),
             "--log-level=error".to_owned(),
@@ -168,7 +181,15 @@ impl EtcdServer {
         // then deletes the data directory, which a static server's `TempDir` never would.
         let script = r#"bin="$1"; dir="$2"; shift 2; "$bin" "$@" & pid=$!
 read -r cmd; kill "$pid"; wait "$pid" 2>/dev/null; [ "$cmd" = keep ] || rm -rf "$dir""#;
-        let mut child = Command::new("sh")
+        let mut command = match &self.netns {
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns, "sh"]);
+                command
+            }
+            None => Command::new("sh"),
+        };
+        let mut child = command
             .arg("-c")
             .arg(script)
             .arg("sh")

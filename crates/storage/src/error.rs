@@ -166,6 +166,18 @@ impl Error {
         matches!(self, Error::OffsetOutOfRange { .. })
     }
 
+    /// Whether the local storage failed: a file system error, damaged or missing stored data,
+    /// or a log taken out of service. Another replica may still serve the same request.
+    pub fn is_storage_fault(&self) -> bool {
+        matches!(
+            self,
+            Error::Io { .. }
+                | Error::CorruptLog { .. }
+                | Error::MissingOffset { .. }
+                | Error::Failed { .. }
+        )
+    }
+
     /// Whether the error was caused by the caller's input rather than by the storage itself.
     pub fn is_invalid_input(&self) -> bool {
         matches!(

@@ -185,6 +185,41 @@ fn corruption_in_trusted_data_is_never_returned() {
 }
 
 #[test]
+fn a_damaged_batch_is_remembered_until_a_truncation_removes_it() {
+    let mut f = Fixture::new(Kind::Rocks);
+    let config = small_segments(4096);
+    let mut rng = StdRng::seed_from_u64(11);
+    let written = {
+        let log = f.open(config.clone());
+        let written = write_random(&log, &mut rng, 0..40);
+        log.close().unwrap();
+        written
+    };
+    // Damage the records of the second segment's first batch, below the recovery point.
+    flip_bit(&f.segment_files()[1], 70, 2);
+    f.reopen_store();
+    let log = f.open(config);
+    let second = log.segment_base_offsets().unwrap()[1];
+    assert_eq!(log.damaged_from().unwrap(), None);
+    assert!(matches!(
+        log.read(second, 1 << 20, ReadBound::LogEnd),
+        Err(Error::CorruptLog { .. })
+    ));
+    assert_eq!(log.damaged_from().unwrap(), Some(second));
+    // Truncating above the damage keeps it on record; truncating to it clears it.
+    let end = log.log_end_offset().unwrap();
+    log.truncate_to(Offset::new(end.get() - 1)).unwrap();
+    assert_eq!(log.damaged_from().unwrap(), Some(second));
+    assert_eq!(log.truncate_to(second).unwrap(), second);
+    assert_eq!(log.damaged_from().unwrap(), None);
+    let kept: Vec<Vec<u8>> = read_all_from(&log, Offset::new(0), ReadBound::LogEnd)
+        .into_iter()
+        .map(|(_, value)| value)
+        .collect();
+    assert_eq!(kept, written[..second.get() as usize]);
+}
+
+#[test]
 fn leftover_deleted_files_and_segments_below_log_start_are_removed() {
     let mut f = Fixture::new(Kind::Rocks);
     let config = small_segments(2048);

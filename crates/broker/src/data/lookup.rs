@@ -58,7 +58,7 @@ impl Lookup {
                 ErrorCode::NotLeaderOrFollower,
                 format!("broker {} does not lead {topic}-{partition}", self.me),
             );
-            if let Some(leader) = partition_record.leader {
+            if let Some(leader) = partition_record.leader.filter(|l| *l != self.me) {
                 let address = state
                     .brokers
                     .get(&leader)
@@ -69,12 +69,14 @@ impl Lookup {
                     leader_epoch: Some(partition_record.leader_epoch.get()),
                     address,
                 });
-            } else {
+            } else if partition_record.leader.is_none() {
                 error = PbError::new(
                     ErrorCode::LeaderNotAvailable,
                     format!("{topic}-{partition} has no leader"),
                 );
             }
+            // Metadata naming this broker as the leader of a partition it does not lead is
+            // stale here (its registration lapsed): no hint, so the client asks another broker.
             return Err(error);
         };
         match expected_epoch {

@@ -17,6 +17,7 @@ pub use fetch::fetch;
 pub use fetch_stream::fetch_stream;
 pub use lookup::Lookup;
 pub use offsets::list_offsets;
+pub(crate) use produce::storage_error;
 pub use produce::{Appended, append_all, complete, produce};
 pub use produce_stream::produce_stream;
 pub use producer_ids::ProducerIds;

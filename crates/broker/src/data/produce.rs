@@ -308,7 +308,7 @@ fn batch_fault(error: &strom_record::Error) -> ErrorCode {
 }
 
 /// Maps a storage rejection to its wire code.
-pub(super) fn storage_error(error: &strom_storage::Error) -> PbError {
+pub(crate) fn storage_error(error: &strom_storage::Error) -> PbError {
     use strom_storage::Error as E;
     let code = match error {
         E::InvalidBatch { source, .. } => batch_fault(source),
@@ -319,6 +319,8 @@ pub(super) fn storage_error(error: &strom_storage::Error) -> PbError {
         E::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequenceNumber,
         E::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
         E::InvalidIdempotentAppend { .. } => ErrorCode::InvalidRequest,
+        // Retriable: the client looks the leader up again, and a damaged leader resigns.
+        e if e.is_storage_fault() => ErrorCode::KafkaStorageError,
         _ => ErrorCode::UnknownServerError,
     };
     PbError::new(code, error.to_string())

@@ -8,6 +8,7 @@ use strom_proto::broker::v1 as pb;
 use strom_proto::broker::v1::broker_service_server::BrokerService;
 use strom_proto::common::v1::{Broker, Error as PbError, ErrorCode};
 use strom_types::TopicName;
+use tokio::sync::watch;
 use tokio_stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
@@ -25,16 +26,19 @@ pub struct BrokerGrpc {
     /// Cancelled when the broker shuts down: open ProduceStream and FetchStream calls end
     /// then, so the server's graceful shutdown does not wait for clients to hang up.
     closing: CancellationToken,
+    /// The broker epoch while registered; `None` while the broker has no live registration.
+    registered: watch::Receiver<Option<i64>>,
 }
 
 impl BrokerGrpc {
     /// A service answering from `cache` for cluster `cluster`, whose streams end when
-    /// `closing` is cancelled.
+    /// `closing` is cancelled, and which answers Metadata only while `registered`.
     pub fn new(
         cluster: String,
         lookup: Lookup,
         producer_ids: ProducerIds,
         closing: CancellationToken,
+        registered: watch::Receiver<Option<i64>>,
     ) -> Self {
         Self {
             cluster,
@@ -42,6 +46,7 @@ impl BrokerGrpc {
             lookup,
             producer_ids,
             closing,
+            registered,
         }
     }
 }
@@ -198,6 +203,15 @@ impl BrokerService for BrokerGrpc {
         &self,
         request: Request<pb::MetadataRequest>,
     ) -> Result<Response<pb::MetadataResponse>, Status> {
+        if self.registered.borrow().is_none() {
+            // Unregistered (starting, or its lease lapsed — perhaps cut off from the metadata
+            // store): its view may name it leader of partitions others lead by now. UNAVAILABLE
+            // makes clients ask another broker.
+            return Err(Status::unavailable(format!(
+                "broker {} is not registered in the cluster; ask another broker",
+                self.lookup.me
+            )));
+        }
         let request = request.into_inner();
         let state = self.cache.snapshot();
         Ok(Response::new(metadata_response(

@@ -236,6 +236,11 @@ async fn build_request(
     let positions = tokio::task::spawn_blocking(move || {
         logs.iter()
             .map(|log| -> strom_storage::Result<_> {
+                if let Some(damaged) = log.damaged_from()? {
+                    // A read found this log damaged: cut it there and fetch the rest again.
+                    let end = log.truncate_to(damaged)?;
+                    warn!(partition = %log.topic_partition(), log_end = end.get(), "truncated a damaged log to fetch it again");
+                }
                 Ok((
                     log.log_end_offset()?,
                     log.latest_epoch()?,

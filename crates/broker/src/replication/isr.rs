@@ -1,5 +1,6 @@
-//! ISR changes (expansions and lag shrinks) proposed by a leader to the active controller, sent by one task so a burst
-//! of fetches never becomes a burst of AlterPartition calls.
+//! ISR changes (expansions, lag shrinks and resignations) proposed by a leader to the active
+//! controller, sent by one task so a burst of fetches never becomes a burst of AlterPartition
+//! calls.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -64,6 +65,22 @@ impl IsrProposals {
             .filter(|m| !laggards.contains(m))
             .collect();
         self.propose(replica, members, state);
+    }
+
+    /// Proposes the ISR of `replica`'s partition without this broker, `me`: a resignation, so
+    /// the controller hands leadership to another member. Nothing is proposed when no other
+    /// member is in sync; the leader then stays, serving what it can.
+    pub fn propose_resignation(&self, replica: &Replica, me: BrokerId, state: &ClusterState) {
+        let members: Vec<BrokerId> = replica
+            .record
+            .isr
+            .iter()
+            .copied()
+            .filter(|m| *m != me)
+            .collect();
+        if !members.is_empty() {
+            self.propose(replica, members, state);
+        }
     }
 
     /// Proposes `members` as the ISR of `replica`'s partition (this broker must lead it).

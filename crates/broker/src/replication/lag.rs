@@ -1,12 +1,13 @@
 //! Shrinking the ISR of led partitions when followers fall behind for longer than
-//! `replica-lag-time-max` (Kafka's `replica.lag.time.max.ms`).
+//! `replica-lag-time-max` (Kafka's `replica.lag.time.max.ms`), and giving up leadership of
+//! partitions whose local log a read found damaged.
 
 use std::time::Duration;
 
 use strom_types::BrokerId;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::isr::IsrProposals;
 use crate::replicas::{Replicas, Role};
@@ -32,6 +33,17 @@ pub async fn run_lag_checker(
         let state = cache.snapshot();
         for replica in replicas.snapshot().into_values() {
             if !matches!(replica.role, Role::Leader(_)) {
+                continue;
+            }
+            if let Ok(Some(damaged)) = replica.log.damaged_from() {
+                // Nothing is served from the damage on; an in-sync follower takes over, and
+                // this replica fetches the damaged batches again as its follower.
+                warn!(
+                    partition = %replica.partition,
+                    offset = damaged.get(),
+                    "the local log is damaged; giving up leadership"
+                );
+                proposals.propose_resignation(&replica, me, &state);
                 continue;
             }
             let laggards =

@@ -189,11 +189,8 @@ impl ReplicationGrpc {
         let outcome = match read {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(error)) => {
-                return Self::partition_error(
-                    index,
-                    ErrorCode::UnknownServerError,
-                    error.to_string(),
-                );
+                let error = crate::data::storage_error(&error);
+                return Self::partition_error(index, error.code(), error.message);
             }
             Err(error) => {
                 return Self::partition_error(

@@ -8,7 +8,9 @@ use strom_proto::admin::v1 as admin;
 use strom_proto::broker::v1 as pb;
 
 use crate::common::groups::CoordinatorProc;
+use crate::common::host::Host;
 use crate::common::{BrokerProc, ControllerProc, single_active, wait_for};
+use crate::network::Network;
 
 /// The topic every scenario writes and reads.
 pub const TOPIC: &str = "chaos";
@@ -42,16 +44,31 @@ impl ChaosCluster {
     /// Starts the cluster and creates [`TOPIC`] (RF 3, `min.insync.replicas` 2, plus
     /// `configs`); `None` when etcd is not installed.
     pub async fn start(name: &str, configs: &[(&str, &str)]) -> Option<Self> {
-        let etcd = EtcdServer::start().await?;
+        Self::start_in(name, configs, None).await
+    }
+
+    /// As [`ChaosCluster::start`], with every service in its place on `network` (the brokers
+    /// in namespaces of their own, the rest in the core one) instead of on loopback.
+    pub async fn start_in(
+        name: &str,
+        configs: &[(&str, &str)],
+        network: Option<&Network>,
+    ) -> Option<Self> {
+        let core = network.map_or_else(Host::loopback, Network::core);
+        let etcd = EtcdServer::start_on(&core.ip, core.netns.as_deref()).await?;
         let endpoint = etcd.endpoint();
         let controllers = (1..=2)
-            .map(|id| ControllerProc::spawn(id, name, &endpoint))
+            .map(|id| ControllerProc::spawn_on(id, name, &endpoint, core.clone()))
             .collect();
-        let brokers = (1..=3)
-            .map(|id| BrokerProc::spawn(id, name, &endpoint))
+        let brokers = (0..REPLICAS)
+            .map(|index| {
+                let host = network.map_or_else(Host::loopback, |n| n.broker(index));
+                let id = i32::try_from(index).unwrap() + 1;
+                BrokerProc::spawn_on(id, name, &endpoint, "2s", host)
+            })
             .collect();
         let coordinators = (1..=2)
-            .map(|id| CoordinatorProc::spawn(id, name, &endpoint))
+            .map(|id| CoordinatorProc::spawn_on(id, name, &endpoint, ("500ms", "1s"), core.clone()))
             .collect();
         let cluster = Self {
             etcd,
@@ -197,6 +214,43 @@ impl ChaosCluster {
             return None;
         }
         result.offset
+    }
+
+    /// Fetches `partition` at `offset` straight from broker `index`, whatever it leads: the
+    /// error code it answers (if any) and how many bytes of records it returned. `None` when it
+    /// does not answer within 2 s.
+    pub async fn fetch_at(
+        &self,
+        index: usize,
+        partition: i32,
+        offset: i64,
+    ) -> Option<(Option<i32>, usize)> {
+        let request = pb::FetchRequest {
+            max_wait_ms: 0,
+            min_bytes: 0,
+            max_bytes: 1 << 20,
+            topics: vec![pb::FetchTopic {
+                topic: TOPIC.to_owned(),
+                partitions: vec![pb::FetchPartition {
+                    partition,
+                    fetch_offset: offset,
+                    partition_max_bytes: 1 << 20,
+                    current_leader_epoch: None,
+                }],
+            }],
+        };
+        let address = format!("http://{}", self.brokers[index].address);
+        let call = async {
+            let mut client = pb::broker_service_client::BrokerServiceClient::connect(address)
+                .await
+                .ok()?;
+            Some(client.fetch(request).await.ok()?.into_inner())
+        };
+        let answer = tokio::time::timeout(Duration::from_secs(2), call)
+            .await
+            .ok()??;
+        let result = answer.topics.first()?.partitions.first()?.clone();
+        Some((result.error.map(|e| e.code), result.records.len()))
     }
 
     /// The log start offset of `partition`, from its leader.

@@ -14,6 +14,7 @@
 mod common;
 
 mod cluster;
+mod network;
 mod recorder;
 mod scenario;
 mod workload;

@@ -10,7 +10,8 @@ use strom_proto::coordinator::v1 as pb;
 use strom_proto::coordinator::v1::coordinator_service_client::CoordinatorServiceClient;
 use tokio::process::Child;
 
-use super::{BrokerProc, InProcController, free_port, spawn_service, wait_for};
+use super::host::Host;
+use super::{BrokerProc, InProcController, spawn_service_on, wait_for};
 use strom_meta::testing::EtcdServer;
 
 /// The topic group tests consume.
@@ -23,6 +24,7 @@ pub struct CoordinatorProc {
     /// Where `GET /metrics` is served.
     pub metrics: String,
     config: PathBuf,
+    host: Host,
     child: Option<Child>,
     _dir: tempfile::TempDir,
 }
@@ -41,9 +43,27 @@ impl CoordinatorProc {
         heartbeat: &str,
         min_session: &str,
     ) -> Self {
+        Self::spawn_on(
+            id,
+            cluster,
+            etcd,
+            (heartbeat, min_session),
+            Host::loopback(),
+        )
+    }
+
+    /// As [`spawn_tuned`](Self::spawn_tuned) with `(heartbeat, min_session)`, listening on
+    /// and running in `host`.
+    pub fn spawn_on(
+        id: i32,
+        cluster: &str,
+        etcd: &str,
+        (heartbeat, min_session): (&str, &str),
+        host: Host,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let address = format!("127.0.0.1:{}", free_port());
-        let metrics = format!("127.0.0.1:{}", free_port());
+        let address = host.address();
+        let metrics = host.address();
         let text = format!(
             "id = {id}\ncluster = \"{cluster}\"\nlisten = \"{address}\"\nlease-ttl = \"2s\"\n\
              min-session-timeout = \"{min_session}\"\nsession-timeout = \"3s\"\nheartbeat-interval = \"{heartbeat}\"\n\
@@ -57,6 +77,7 @@ impl CoordinatorProc {
             address,
             metrics,
             config,
+            host,
             child: None,
             _dir: dir,
         };
@@ -65,7 +86,11 @@ impl CoordinatorProc {
     }
 
     pub fn start(&mut self) {
-        self.child = Some(spawn_service("strom-coordinator", &self.config));
+        self.child = Some(spawn_service_on(
+            &self.host,
+            "strom-coordinator",
+            &self.config,
+        ));
     }
 
     pub async fn kill9(&mut self) {

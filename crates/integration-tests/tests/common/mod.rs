@@ -6,6 +6,7 @@
 pub mod bad_input;
 pub mod data;
 pub mod groups;
+pub mod host;
 pub mod members;
 
 use std::path::PathBuf;
@@ -20,10 +21,12 @@ use strom_proto::admin::v1::admin_service_client::AdminServiceClient;
 use strom_proto::broker::v1 as broker_pb;
 use strom_proto::broker::v1::broker_service_client::BrokerServiceClient;
 use strom_proto::common::v1::ErrorCode;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use self::host::Host;
 
 /// A workspace binary next to this test executable (`target/<profile>/<name>`).
 pub fn binary(name: &str) -> PathBuf {
@@ -47,6 +50,7 @@ pub struct BrokerProc {
     /// Where `GET /metrics` is served.
     pub metrics: String,
     config: PathBuf,
+    host: Host,
     child: Option<Child>,
     _dir: tempfile::TempDir,
 }
@@ -59,9 +63,14 @@ impl BrokerProc {
 
     /// A broker whose `replica-lag-time-max` is `lag` (benchmarks use the 10 s default).
     pub fn spawn_with_lag(id: i32, cluster: &str, etcd: &str, lag: &str) -> Self {
+        Self::spawn_on(id, cluster, etcd, lag, Host::loopback())
+    }
+
+    /// As [`BrokerProc::spawn_with_lag`], listening on and running in `host`.
+    pub fn spawn_on(id: i32, cluster: &str, etcd: &str, lag: &str, host: Host) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let address = format!("127.0.0.1:{}", free_port());
-        let metrics = format!("127.0.0.1:{}", free_port());
+        let address = host.address();
+        let metrics = host.address();
         let text = format!(
             "id = {id}\ncluster = \"{cluster}\"\nlisten = \"{address}\"\nrack = \"rack-{id}\"\n\
              data-dir = \"{}\"\nlease-ttl = \"5s\"\nreplica-lag-time-max = \"{lag}\"\nlog-retention-check-interval = \"1s\"\n[etcd]\nendpoints = [\"{etcd}\"]\n\
@@ -75,6 +84,7 @@ impl BrokerProc {
             address,
             metrics,
             config,
+            host,
             child: None,
             _dir: dir,
         };
@@ -83,7 +93,7 @@ impl BrokerProc {
     }
 
     pub fn start(&mut self) {
-        self.child = Some(spawn_service("strom-broker", &self.config));
+        self.child = Some(spawn_service_on(&self.host, "strom-broker", &self.config));
     }
 
     /// Whether the process was started and not killed or stopped since (it may be paused).
@@ -203,7 +213,12 @@ pub async fn kill9(child: &mut Option<Child>) {
 
 /// Starts the workspace binary `name` with `--config config`, killed when dropped.
 pub fn spawn_service(name: &str, config: &std::path::Path) -> Child {
-    Command::new(binary(name))
+    spawn_service_on(&Host::loopback(), name, config)
+}
+
+/// As [`spawn_service`], on `host`.
+pub fn spawn_service_on(host: &Host, name: &str, config: &std::path::Path) -> Child {
+    host.command(binary(name))
         .arg("--config")
         .arg(config)
         .stdout(Stdio::null())
@@ -219,6 +234,7 @@ pub struct ControllerProc {
     /// Where `GET /metrics` is served.
     pub metrics: String,
     config: PathBuf,
+    host: Host,
     child: Child,
     _dir: tempfile::TempDir,
 }
@@ -226,9 +242,14 @@ pub struct ControllerProc {
 impl ControllerProc {
     /// Starts controller `id` of `cluster` against `etcd`.
     pub fn spawn(id: i32, cluster: &str, etcd: &str) -> Self {
+        Self::spawn_on(id, cluster, etcd, Host::loopback())
+    }
+
+    /// As [`ControllerProc::spawn`], listening on and running in `host`.
+    pub fn spawn_on(id: i32, cluster: &str, etcd: &str, host: Host) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let address = format!("127.0.0.1:{}", free_port());
-        let metrics = format!("127.0.0.1:{}", free_port());
+        let address = host.address();
+        let metrics = host.address();
         let config = format!(
             "id = {id}\ncluster = \"{cluster}\"\nlisten = \"{address}\"\nlease-ttl = \"5s\"\n\
              preferred-leader-interval = \"2s\"\n[etcd]\nendpoints = [\"{etcd}\"]\n\
@@ -236,12 +257,13 @@ impl ControllerProc {
         );
         let path = dir.path().join("controller.toml");
         std::fs::write(&path, config).unwrap();
-        let child = spawn_service("strom-controller", &path);
+        let child = spawn_service_on(&host, "strom-controller", &path);
         Self {
             id,
             address,
             metrics,
             config: path,
+            host,
             child,
             _dir: dir,
         }
@@ -249,7 +271,7 @@ impl ControllerProc {
 
     /// Starts the process again after [`ControllerProc::kill9`], with the same config.
     pub fn respawn(&mut self) {
-        self.child = spawn_service("strom-controller", &self.config);
+        self.child = spawn_service_on(&self.host, "strom-controller", &self.config);
     }
 
     pub fn pid(&self) -> u32 {

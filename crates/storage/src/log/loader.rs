@@ -271,6 +271,7 @@ pub(super) fn load(
         deleted: false,
         failed: false,
         generation: 0,
+        damaged_from: None,
     };
     store.write(batch)?;
     if scanning {

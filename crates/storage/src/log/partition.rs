@@ -74,6 +74,9 @@ pub(super) struct Inner {
     /// Bumped by every truncation or reset, so a flush that raced with one does not move the
     /// recovery point over bytes it did not fsync.
     pub(super) generation: u64,
+    /// The lowest offset a read found in a batch that failed its checksum or structure check.
+    /// The log cannot serve from there on; a follower truncates to it and fetches it again.
+    pub(super) damaged_from: Option<Offset>,
 }
 
 impl Inner {
@@ -188,6 +191,13 @@ impl PartitionLog {
     /// The high watermark: consumers read below it.
     pub fn high_watermark(&self) -> Result<Offset> {
         Ok(self.lock()?.high_watermark)
+    }
+
+    /// The lowest offset a read found damaged (a batch that failed its checksum or structure
+    /// check), if any since the last truncation below it. Nothing is served from there on.
+    pub fn damaged_from(&self) -> Result<Option<Offset>> {
+        let inner = self.lock()?;
+        Ok(inner.damaged_from.filter(|d| *d >= inner.log_start))
     }
 
     /// The offset below which the log is known durable.

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use strom_record::{BatchHeader, LOG_OVERHEAD, decode_records, peek_batch_size, validate_batch};
 use strom_types::Offset;
+use tracing::warn;
 
 use super::partition::{Inner, PartitionLog};
 use crate::segment::SegmentView;
@@ -89,7 +90,11 @@ impl PartitionLog {
                 }
                 (self.plan_read(&inner, from, limit)?, result)
             };
-            match self.execute_read(&plan, from, max_bytes, result)? {
+            let read = self.execute_read(&plan, from, max_bytes, result);
+            if let Err(Error::CorruptLog { .. }) = &read {
+                self.note_damage(from)?;
+            }
+            match read? {
                 Some(result) => return Ok(result),
                 None if attempts < 3 && self.lock()?.generation != plan.generation => continue,
                 None => {
@@ -100,6 +105,16 @@ impl PartitionLog {
                 }
             }
         }
+    }
+
+    /// Remembers that the batch holding `from` is damaged (see [`PartitionLog::damaged_from`]).
+    fn note_damage(&self, from: Offset) -> Result<()> {
+        let mut inner = self.lock()?;
+        if inner.damaged_from.is_none_or(|d| from < d) {
+            warn!(partition = %self.tp, offset = from.get(), "a stored batch failed its check; the log cannot serve from here");
+            inner.damaged_from = Some(from);
+        }
+        Ok(())
     }
 
     /// Reads along `plan`; `None` if what is at the planned position does not hold `from`.
@@ -296,6 +311,9 @@ fn read_batches(
         let batch = &buf[end..end + size];
         match validate_batch(batch) {
             Ok(header) if header.base_offset >= bound.get() => break,
+            // The base offset lies outside the CRC: a batch that does not continue the one
+            // before it is damaged, and is left for the next read to report.
+            Ok(header) if end > 0 && header.base_offset != next => break,
             Ok(header) => {
                 end += size;
                 next = header.next_offset();

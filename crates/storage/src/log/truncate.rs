@@ -70,6 +70,9 @@ impl PartitionLog {
         inner.epochs.truncate_from_end(new_end, &mut batch);
         inner.high_watermark = inner.high_watermark.min(new_end);
         inner.recovery_point = inner.recovery_point.min(new_end);
+        if inner.damaged_from.is_some_and(|d| d >= new_end) {
+            inner.damaged_from = None;
+        }
         inner.checkpoint().put(&mut batch, &self.prefix);
         self.store.write(batch)?;
         info!(partition = %self.tp, requested = offset.get(), log_end = new_end.get(), "truncated log");
@@ -188,6 +191,7 @@ impl PartitionLog {
         inner.log_start = offset;
         inner.high_watermark = offset;
         inner.recovery_point = offset;
+        inner.damaged_from = None;
         let sealed = std::mem::take(&mut inner.sealed);
         for segment in sealed.values() {
             remove_file(segment.path().as_path())?;

@@ -4,6 +4,7 @@
 mod brokers;
 mod control;
 mod groups;
+mod network;
 mod storage;
 
 use std::time::Duration;

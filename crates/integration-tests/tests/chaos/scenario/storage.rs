@@ -1,8 +1,12 @@
-//! Storage faults: a broker killed mid-append with the tail of its active segment cut, and
-//! retention deleting segments under consumers that lag behind.
+//! Storage faults: a broker killed mid-append with the tail of its active segment cut, a bit
+//! flipped in a follower's sealed segment, and retention deleting segments under consumers
+//! that lag behind.
 
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use strom_proto::common::v1::ErrorCode;
 
 use super::{WARM_UP, start};
 use crate::cluster::{ChaosCluster, PARTITIONS, REPLICAS, SETTLE, TOPIC};
@@ -22,6 +26,40 @@ fn segments(cluster: &ChaosCluster, index: usize, partition: i32) -> Vec<PathBuf
         .collect();
     files.sort();
     files
+}
+
+/// The base offset a segment file is named for.
+fn base_offset(file: &Path) -> i64 {
+    file.file_stem().unwrap().to_str().unwrap().parse().unwrap()
+}
+
+/// Flips one bit of `file` at byte `position`.
+fn flip_bit(file: &Path, position: u64) {
+    let handle = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(file)
+        .unwrap();
+    let mut byte = [0u8; 1];
+    handle.read_exact_at(&mut byte, position).unwrap();
+    byte[0] ^= 1 << 3;
+    handle.write_all_at(&byte, position).unwrap();
+}
+
+/// Fails unless every sealed segment of `partition` on broker `index` holds only batches that
+/// pass their CRC check, back to back from the offset the file is named for.
+fn assert_sealed_segments_intact(cluster: &ChaosCluster, index: usize, partition: i32) {
+    let mut files = segments(cluster, index, partition);
+    files.pop();
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        let mut next = base_offset(&file);
+        for batch in strom_record::batches(&bytes) {
+            let (header, _) = batch.unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            assert_eq!(header.base_offset, next, "{}", file.display());
+            next = header.next_offset();
+        }
+    }
 }
 
 /// Cuts `bytes` off the end of `file`; the length it had.
@@ -70,6 +108,67 @@ async fn kill_a_leader_mid_append_and_cut_its_segment_tail() {
             "kill_a_leader_mid_append_and_cut_its_segment_tail",
         )
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "chaos scenario: make chaos"]
+async fn flip_a_bit_in_a_followers_sealed_segment() {
+    let configs = [("segment.bytes", "4096")];
+    let Some((mut cluster, mut workload)) = start("chaos-bit-flip", &configs, 2).await else {
+        return;
+    };
+    let recorder = workload.recorder.clone();
+    let leader = cluster.leader(0, None, REPLICAS).await;
+    let state = cluster.partitions().await[0].clone().unwrap();
+    // The first ISR member after the leader, in replica order, is the one the controller
+    // makes leader when the leader dies.
+    let follower = *state.isr.iter().find(|b| **b != leader).unwrap();
+    let id = cluster.brokers[follower].id;
+    let sealed = wait_for(SETTLE, "three segments on the follower", || async {
+        let files = segments(&cluster, follower, 0);
+        (files.len() >= 3).then(|| files[1].clone())
+    })
+    .await;
+    let damaged = base_offset(&sealed);
+    let fault = recorder.fault_on(
+        0,
+        format!("flip a bit in the batch at offset {damaged} of broker {id}'s sealed segment, make it lead"),
+    );
+    // Byte 70 is inside the first batch's records, which its CRC covers.
+    flip_bit(&sealed, 70);
+    cluster.brokers[leader].kill9().await;
+    let new_leader = cluster.leader(0, Some(leader), 2).await;
+    assert_eq!(
+        new_leader, follower,
+        "the damaged follower did not take over"
+    );
+    // Read the damaged batch from it: it must refuse rather than serve it, then resign.
+    let probed = Instant::now();
+    let (code, bytes) = wait_for(SETTLE, "an answer from the damaged leader", || {
+        cluster.fetch_at(follower, 0, damaged)
+    })
+    .await;
+    println!("the damaged leader answered {code:?} with {bytes} bytes");
+    assert_eq!(bytes, 0, "the damaged batch was served");
+    let refused = [ErrorCode::KafkaStorageError, ErrorCode::NotLeaderOrFollower].map(|c| c as i32);
+    assert!(code.is_some_and(|c| refused.contains(&c)), "{code:?}");
+    let successor = cluster.leader(0, Some(follower), 1).await;
+    workload.measure("resign", probed);
+    println!(
+        "broker {} took over from the damaged replica",
+        cluster.brokers[successor].id
+    );
+    cluster.brokers[leader].start();
+    // Healthy means every replica is back in sync: the damaged one cut its log at the damage
+    // and fetched the rest again.
+    cluster.wait_healthy().await;
+    recorder.healed(fault);
+    workload
+        .finish(&cluster, "flip_a_bit_in_a_followers_sealed_segment")
+        .await;
+    for index in 0..cluster.brokers.len() {
+        assert_sealed_segments_intact(&cluster, index, 0);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,8 @@ use std::time::Duration;
 use strom_meta::testing::EtcdServer;
 use strom_proto::admin::v1 as admin;
 use strom_proto::broker::v1 as pb;
+use strom_proto::broker::v1::broker_service_client::BrokerServiceClient;
+use tonic::transport::Channel;
 
 use crate::common::groups::CoordinatorProc;
 use crate::common::host::Host;
@@ -198,17 +200,11 @@ impl ChaosCluster {
                 partitions: vec![lookup],
             }],
         };
-        let address = format!("http://{}", self.brokers[index].address);
-        // Bounded as a whole: a paused broker accepts connections but never answers.
-        let call = async {
-            let mut client = pb::broker_service_client::BrokerServiceClient::connect(address)
-                .await
-                .ok()?;
-            Some(client.list_offsets(request).await.ok()?.into_inner())
-        };
-        let answer = tokio::time::timeout(Duration::from_secs(2), call)
-            .await
-            .ok()??;
+        let answer = self
+            .call(index, |mut client| async move {
+                client.list_offsets(request).await
+            })
+            .await?;
         let result = answer.topics.first()?.partitions.first()?.clone();
         if result.error.is_some() {
             return None;
@@ -239,18 +235,31 @@ impl ChaosCluster {
                 }],
             }],
         };
-        let address = format!("http://{}", self.brokers[index].address);
-        let call = async {
-            let mut client = pb::broker_service_client::BrokerServiceClient::connect(address)
-                .await
-                .ok()?;
-            Some(client.fetch(request).await.ok()?.into_inner())
-        };
-        let answer = tokio::time::timeout(Duration::from_secs(2), call)
-            .await
-            .ok()??;
+        let answer = self
+            .call(
+                index,
+                |mut client| async move { client.fetch(request).await },
+            )
+            .await?;
         let result = answer.topics.first()?.partitions.first()?.clone();
         Some((result.error.map(|e| e.code), result.records.len()))
+    }
+
+    /// One call to broker `index`, bounded as a whole to 2 s (a paused broker accepts
+    /// connections but never answers); `None` when it fails or times out.
+    async fn call<T, F, Fut>(&self, index: usize, call: F) -> Option<T>
+    where
+        F: FnOnce(BrokerServiceClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let address = format!("http://{}", self.brokers[index].address);
+        let answer = async {
+            let client = BrokerServiceClient::connect(address).await.ok()?;
+            Some(call(client).await.ok()?.into_inner())
+        };
+        tokio::time::timeout(Duration::from_secs(2), answer)
+            .await
+            .ok()?
     }
 
     /// The log start offset of `partition`, from its leader.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use strom_meta::testing::EtcdServer;
 use strom_proto::admin::v1 as admin;
+use strom_proto::admin::v1::admin_service_client::AdminServiceClient;
 use strom_proto::broker::v1 as pb;
 use strom_proto::broker::v1::broker_service_client::BrokerServiceClient;
 use tonic::transport::Channel;
@@ -80,7 +81,9 @@ impl ChaosCluster {
         };
         cluster.active_controller().await;
         wait_for(SETTLE, "the controller sees every broker", || async {
-            let mut admin = cluster.brokers[0].admin().await;
+            // The broker may not listen yet: a refused connection is a retry, not a failure.
+            let address = format!("http://{}", cluster.brokers[0].address);
+            let mut admin = AdminServiceClient::connect(address).await.ok()?;
             let request = admin::DescribeClusterRequest {};
             let view = admin.describe_cluster(request).await.ok()?.into_inner();
             (view.brokers.len() == cluster.brokers.len()).then_some(())

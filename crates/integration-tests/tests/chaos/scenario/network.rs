@@ -53,6 +53,51 @@ fn assert_none_acked(recorder: &Recorder, partitions: &[i32], from_ms: u64, to_m
     );
 }
 
+/// A cut made by [`cut_the_leader`].
+struct Cut {
+    /// The index of the cut-off leader.
+    leader: usize,
+    /// The partitions it led.
+    led: Vec<i32>,
+    /// The recorded fault.
+    fault: usize,
+    /// When every rule was in place.
+    at_ms: u64,
+}
+
+/// Cuts the leader of partition 0 off from its followers, and from etcd, the controllers and
+/// the coordinators too when `core`; the fault (named "off from `from`") counts from when
+/// every rule is in place.
+async fn cut_the_leader(
+    network: &Network,
+    cluster: &ChaosCluster,
+    recorder: &Recorder,
+    core: bool,
+    from: &str,
+) -> Cut {
+    let leader = cluster.leader(0, None, REPLICAS).await;
+    let led = led_by(cluster, leader).await;
+    let mut peers: Vec<_> = (0..REPLICAS)
+        .filter(|b| *b != leader)
+        .map(|b| network.broker(b))
+        .collect();
+    if core {
+        peers.push(network.core());
+    }
+    network.cut(leader, &peers);
+    let id = cluster.brokers[leader].id;
+    let fault = recorder.fault_on(
+        0,
+        format!("cut the leader of partition 0 (broker {id}) off from {from}"),
+    );
+    Cut {
+        leader,
+        led,
+        fault,
+        at_ms: recorder.now(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "chaos scenario: make chaos"]
 async fn partition_the_leader_from_its_followers() {
@@ -60,20 +105,12 @@ async fn partition_the_leader_from_its_followers() {
         return;
     };
     let recorder = workload.recorder.clone();
-    let leader = cluster.leader(0, None, REPLICAS).await;
-    let led = led_by(&cluster, leader).await;
-    let followers: Vec<_> = (0..REPLICAS)
-        .filter(|b| *b != leader)
-        .map(|b| network.broker(b))
-        .collect();
-    let id = cluster.brokers[leader].id;
-    // The fault counts from when every rule is in place.
-    network.cut(leader, &followers);
-    let fault = recorder.fault_on(
-        0,
-        format!("cut the leader of partition 0 (broker {id}) off from its followers"),
-    );
-    let cut = recorder.now();
+    let Cut {
+        leader,
+        led,
+        fault,
+        at_ms: cut,
+    } = cut_the_leader(&network, &cluster, &recorder, false, "its followers").await;
     tokio::time::sleep(HOLD).await;
     // The followers stop fetching, so the leader shrinks the ISR to itself (after the 2 s
     // replica lag time) and then refuses acks=all writes below min.insync.replicas; writes
@@ -94,23 +131,13 @@ async fn isolate_the_leader_from_the_cluster() {
         return;
     };
     let recorder = workload.recorder.clone();
-    let leader = cluster.leader(0, None, REPLICAS).await;
-    let led = led_by(&cluster, leader).await;
-    let mut others: Vec<_> = (0..REPLICAS)
-        .filter(|b| *b != leader)
-        .map(|b| network.broker(b))
-        .collect();
-    others.push(network.core());
-    let id = cluster.brokers[leader].id;
-    // The fault counts from when every rule is in place.
-    network.cut(leader, &others);
-    let fault = recorder.fault_on(
-        0,
-        format!(
-            "cut the leader of partition 0 (broker {id}) off from the cluster, not from clients"
-        ),
-    );
-    let cut = recorder.now();
+    let from = "the cluster, not from clients";
+    let Cut {
+        leader,
+        led,
+        fault,
+        at_ms: cut,
+    } = cut_the_leader(&network, &cluster, &recorder, true, from).await;
     // Its lease lapses and the controller moves leadership to a follower. The isolated broker
     // could not shrink the ISR (the controller is out of reach) and nobody fetches from it,
     // so it must acknowledge nothing; the new leaders serve writes again.

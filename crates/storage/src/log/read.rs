@@ -92,6 +92,10 @@ impl PartitionLog {
             };
             let read = self.execute_read(&plan, from, max_bytes, result);
             if let Err(Error::CorruptLog { .. }) = &read {
+                // Bytes a truncation replaced under the plan are not damage: plan again.
+                if attempts < 3 && self.lock()?.generation != plan.generation {
+                    continue;
+                }
                 self.note_damage(from)?;
             }
             match read? {
